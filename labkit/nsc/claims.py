@@ -1,0 +1,149 @@
+"""Build the claims of operator, account and user JWTs; pure functions, no IO.
+
+Field names follow the NATS JWT v2 schema the server reads (see
+NATS_OPERATOR_MODE.md for the ones that bite: `version: 2`, `signing_keys` as a
+list, JetStream through non-zero storage limits, integer response TTLs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from labkit.nsc.jwt import Claims
+
+UNLIMITED = -1
+JWT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What a user may publish and subscribe to, and how many replies it may send."""
+
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    # The response permission: the user may reply `response_max` times to a request it
+    # received, within `response_ttl`, without a publish right on the reply subject.
+    response_max: int = 0
+    response_ttl: timedelta = field(default=timedelta(0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "publish": list(self.publish),
+            "subscribe": list(self.subscribe),
+            "response_max": self.response_max,
+            "response_ttl_seconds": self.response_ttl.total_seconds(),
+        }
+
+
+def permissions_from_templates(
+    user: str,
+    publish: Iterable[str],
+    subscribe: Iterable[str],
+    response_max: int = 0,
+) -> Permissions:
+    """Fill `{user}` in permission templates with the user's name."""
+    return Permissions(
+        publish=tuple(t.format(user=user) for t in publish),
+        subscribe=tuple(t.format(user=user) for t in subscribe),
+        response_max=response_max,
+    )
+
+
+def operator_claims(
+    name: str, operator_key: str, system_account: str, signing_keys: Iterable[str] = ()
+) -> Claims:
+    """Self-signed operator claims naming the system account."""
+    nats: dict[str, Any] = {"type": "operator", "version": JWT_VERSION}
+    if signing_keys:
+        nats["signing_keys"] = list(signing_keys)
+    nats["system_account"] = system_account
+    return {"name": name, "sub": operator_key, "nats": nats}
+
+
+def account_claims(
+    name: str,
+    account_key: str,
+    *,
+    signing_keys: Iterable[str] = (),
+    jetstream: bool = True,
+    revocations: Mapping[str, int] | None = None,
+    system: bool = False,
+) -> Claims:
+    """Account claims; JetStream is enabled by giving it unlimited storage."""
+    limits: dict[str, Any] = {
+        "subs": UNLIMITED,
+        "data": UNLIMITED,
+        "payload": UNLIMITED,
+        "imports": UNLIMITED,
+        "exports": UNLIMITED,
+        "wildcards": True,
+        "conn": UNLIMITED,
+        "leaf": UNLIMITED,
+    }
+    if jetstream and not system:
+        limits |= {
+            "mem_storage": UNLIMITED,
+            "disk_storage": UNLIMITED,
+            "streams": UNLIMITED,
+            "consumer": UNLIMITED,
+        }
+    nats: dict[str, Any] = {
+        "limits": limits,
+        "default_permissions": {"pub": {}, "sub": {}},
+        "type": "account",
+        "version": JWT_VERSION,
+    }
+    if signing_keys:
+        nats["signing_keys"] = list(signing_keys)
+    if revocations:
+        nats["revocations"] = dict(sorted(revocations.items()))
+    return {"name": name, "sub": account_key, "nats": nats}
+
+
+def user_claims(
+    name: str,
+    user_key: str,
+    permissions: Permissions,
+    *,
+    expires_at: datetime | None = None,
+    issuer_account: str | None = None,
+) -> Claims:
+    """User claims with allow lists, response permission and expiry.
+
+    `issuer_account` must be the account's identity key when the JWT is signed by
+    one of the account's signing keys, or the server answers "Authorization Violation".
+    """
+    nats: dict[str, Any] = {
+        "pub": {"allow": list(permissions.publish)} if permissions.publish else {},
+        "sub": {"allow": list(permissions.subscribe)} if permissions.subscribe else {},
+        "subs": UNLIMITED,
+        "data": UNLIMITED,
+        "payload": UNLIMITED,
+        "type": "user",
+        "version": JWT_VERSION,
+    }
+    if permissions.response_max:
+        # The server wants the TTL in integer nanoseconds: a float reads as no JWT at all.
+        ttl_ns = int(permissions.response_ttl.total_seconds() * 1_000_000_000)
+        nats["resp"] = {"max": permissions.response_max, "ttl": ttl_ns}
+    if issuer_account:
+        nats["issuer_account"] = issuer_account
+    claims: Claims = {"name": name, "sub": user_key, "nats": nats}
+    if expires_at is not None:
+        claims["exp"] = int(expires_at.timestamp())
+    return claims
+
+
+def user_permissions(claims: Claims) -> Permissions:
+    """Read the permissions back out of user claims."""
+    nats = claims.get("nats", {})
+    resp = nats.get("resp") or {}
+    return Permissions(
+        publish=tuple(nats.get("pub", {}).get("allow", ())),
+        subscribe=tuple(nats.get("sub", {}).get("allow", ())),
+        response_max=int(resp.get("max", 0)),
+        response_ttl=timedelta(microseconds=int(resp.get("ttl", 0)) // 1000),
+    )

@@ -1,0 +1,293 @@
+"""The NSC wrapper: operators, accounts, users, revocations and creds, in Python.
+
+It replaces the `nsc` Go tool (not installable here) with nkeys and our own claim
+builders. Every change is written to the Keystore under its lock; pushing an
+account JWT to a running server is left to `labkit.nsc.push`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from labkit.nsc import claims, jwt, keys
+from labkit.nsc.claims import Permissions
+from labkit.nsc.creds import format_creds
+from labkit.nsc.errors import Conflict, NotFound
+from labkit.nsc.keys import KeyKind
+from labkit.nsc.names import validate_name
+from labkit.nsc.store import Keystore
+from labkit.settings import NscSettings, Settings
+
+SYSTEM_ACCOUNT = "SYS"
+SYSTEM_USER = "sys"
+
+
+@dataclass(frozen=True)
+class IssuedUser:
+    """A user's freshly issued credentials."""
+
+    name: str
+    account: str
+    public_key: str
+    jwt: str
+    creds: str
+    creds_path: Path
+    expires_at: datetime | None
+    permissions: Permissions
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "account": self.account,
+            "public_key": self.public_key,
+            "jwt": self.jwt,
+            "creds": self.creds,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "permissions": self.permissions.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The operator and one account, as set up by `Nsc.setup`."""
+
+    operator: str
+    operator_jwt: str
+    system_account_key: str
+    account: str
+    account_key: str
+    account_jwt: str
+
+
+class Nsc:
+    """Create and manage NATS operator, accounts and users in one on-disk store."""
+
+    def __init__(self, store_dir: Path, settings: NscSettings | None = None) -> None:
+        self.settings = settings or NscSettings()
+        self.store = Keystore(store_dir)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Nsc:
+        return cls(settings.paths.nsc_store, settings.nsc)
+
+    # operator and accounts
+    def setup(self, operator: str | None = None, account: str | None = None) -> Setup:
+        """Ensure the operator (with its system account) and an account exist; idempotent."""
+        operator = validate_name(operator or self.settings.operator, "operator name")
+        account = validate_name(account or self.settings.account, "account name")
+        with self.store.locked():
+            operator_jwt = self._ensure_operator(operator)
+            account_jwt = self._ensure_account(account)
+        return Setup(
+            operator=operator,
+            operator_jwt=operator_jwt,
+            system_account_key=self.system_account_key,
+            account=account,
+            account_key=self.account_key(account),
+            account_jwt=account_jwt,
+        )
+
+    @property
+    def is_set_up(self) -> bool:
+        return self.store.operator_path.exists()
+
+    @property
+    def operator_name(self) -> str:
+        return str(self._claims(self.store.operator_path, "the operator")["name"])
+
+    @property
+    def system_account_key(self) -> str:
+        nats = self._claims(self.store.operator_path, "the operator")["nats"]
+        return str(nats["system_account"])
+
+    def account_key(self, account: str) -> str:
+        return str(self._claims(self.store.account_path(account), f"account {account!r}")["sub"])
+
+    def account_jwts(self) -> dict[str, str]:
+        """Every account's JWT, keyed by the account's public key (for the resolver)."""
+        result = {}
+        for name in self.store.account_names():
+            token = self.read_account_jwt(name)
+            result[str(jwt.decode(token)["sub"])] = token
+        return result
+
+    def read_operator_jwt(self) -> str:
+        return self.store.read(self.store.operator_path, "the operator (run setup first)")
+
+    def read_account_jwt(self, account: str | None = None) -> str:
+        account = account or self.settings.account
+        return self.store.read(self.store.account_path(account), f"account {account!r}")
+
+    # users
+    def create_user(
+        self,
+        name: str,
+        account: str | None = None,
+        *,
+        permissions: Permissions | None = None,
+        expires_in: timedelta | None = None,
+    ) -> IssuedUser:
+        """Issue credentials for `name`; an existing user keeps its key and gets a new JWT.
+
+        Permissions default to the NscSettings templates, expiry to `credential_expiry`.
+        """
+        name = validate_name(name, "user name")
+        account = validate_name(account or self.settings.account, "account name")
+        with self.store.locked():
+            self._require_account(account)
+            path = self.store.user_path(account, name)
+            user_key = (
+                str(jwt.decode(self.store.read(path, "user"))["sub"]) if path.exists() else None
+            )
+            return self._issue(name, account, user_key, permissions, expires_in)
+
+    def edit_user(
+        self,
+        name: str,
+        account: str | None = None,
+        *,
+        permissions: Permissions | None = None,
+        expires_in: timedelta | None = None,
+    ) -> IssuedUser:
+        """Re-issue an existing user's JWT with new permissions and/or expiry."""
+        name = validate_name(name, "user name")
+        account = validate_name(account or self.settings.account, "account name")
+        with self.store.locked():
+            current = jwt.decode(self.read_user_jwt(name, account))
+            if permissions is None:
+                permissions = claims.user_permissions(current)
+            return self._issue(name, account, str(current["sub"]), permissions, expires_in)
+
+    def read_user_jwt(self, name: str, account: str | None = None) -> str:
+        account = account or self.settings.account
+        return self.store.read(self.store.user_path(account, name), f"user {name!r} in {account!r}")
+
+    def user_creds(self, name: str, account: str | None = None) -> str:
+        """The stored creds text of an existing user."""
+        account = account or self.settings.account
+        return self.store.read(
+            self.store.creds_path(account, name), f"creds of user {name!r} in {account!r}"
+        )
+
+    def users(self, account: str | None = None) -> list[str]:
+        return self.store.user_names(account or self.settings.account)
+
+    def system_creds(self) -> str:
+        """Creds of the system-account user that pushes account updates to the server."""
+        return self.user_creds(SYSTEM_USER, SYSTEM_ACCOUNT)
+
+    def revoke_user(self, name: str, account: str | None = None) -> str:
+        """Revoke a user's JWTs issued up to now; returns the account JWT to push.
+
+        The user's key is forgotten, so issuing credentials again makes a new key that
+        the revocation does not cover.
+        """
+        name = validate_name(name, "user name")
+        account = validate_name(account or self.settings.account, "account name")
+        with self.store.locked():
+            user_key = str(jwt.decode(self.read_user_jwt(name, account))["sub"])
+            account_claims = self._claims(self.store.account_path(account), f"account {account!r}")
+            revocations = dict(account_claims["nats"].get("revocations", {}))
+            # The server revokes JWTs issued at or before this second.
+            revocations[user_key] = int(time.time())
+            token = self._sign_account(account, str(account_claims["sub"]), revocations)
+            self.store.delete_user(account, name)
+            self.store.delete_seed(user_key)
+            return token
+
+    # internals (callers hold the lock)
+    def _ensure_operator(self, name: str) -> str:
+        if self.store.operator_path.exists():
+            existing = self.operator_name
+            if existing != name:
+                raise Conflict(
+                    f"this store already holds operator {existing!r}; one store holds one "
+                    f"operator (use another LABKIT_HOME or LABKIT_NSC_STORE_DIR for {name!r})"
+                )
+            return self.read_operator_jwt()
+        operator_key = self.store.save_seed(keys.create_seed(KeyKind.OPERATOR))
+        system_key = self.store.save_seed(keys.create_seed(KeyKind.ACCOUNT))
+        operator_seed = self.store.seed(operator_key)
+        token = jwt.encode(claims.operator_claims(name, operator_key, system_key), operator_seed)
+        self.store.write_jwt(self.store.operator_path, token)
+        system = claims.account_claims(SYSTEM_ACCOUNT, system_key, system=True)
+        self.store.write_jwt(
+            self.store.account_path(SYSTEM_ACCOUNT), jwt.encode(system, operator_seed)
+        )
+        self._issue(SYSTEM_USER, SYSTEM_ACCOUNT, None, Permissions(), None, signer=system_key)
+        return token
+
+    def _ensure_account(self, account: str) -> str:
+        path = self.store.account_path(account)
+        if path.exists():
+            return self.store.read(path, f"account {account!r}")
+        account_key = self.store.save_seed(keys.create_seed(KeyKind.ACCOUNT))
+        return self._sign_account(account, account_key, {})
+
+    def _sign_account(self, account: str, account_key: str, revocations: dict[str, int]) -> str:
+        path = self.store.account_path(account)
+        signing_keys = []
+        if path.exists():
+            signing_keys = list(self._claims(path, account)["nats"].get("signing_keys", []))
+        if not signing_keys:
+            signing_keys = [self.store.save_seed(keys.create_seed(KeyKind.ACCOUNT))]
+        body = claims.account_claims(
+            account, account_key, signing_keys=signing_keys, revocations=revocations
+        )
+        operator_key = str(self._claims(self.store.operator_path, "the operator")["sub"])
+        token = jwt.encode(body, self.store.seed(operator_key))
+        self.store.write_jwt(path, token)
+        return token
+
+    def _issue(
+        self,
+        name: str,
+        account: str,
+        user_key: str | None,
+        permissions: Permissions | None,
+        expires_in: timedelta | None,
+        *,
+        signer: str | None = None,
+    ) -> IssuedUser:
+        if user_key is None:
+            user_key = self.store.save_seed(keys.create_seed(KeyKind.USER))
+        if permissions is None:
+            permissions = claims.permissions_from_templates(
+                name,
+                self.settings.user_publish,
+                self.settings.user_subscribe,
+                self.settings.user_response_max,
+            )
+        expires_at = None
+        if account != SYSTEM_ACCOUNT:
+            lifetime = expires_in if expires_in is not None else self.settings.credential_expiry
+            expires_at = datetime.now(UTC).replace(microsecond=0) + lifetime
+        account_claims = self._claims(self.store.account_path(account), f"account {account!r}")
+        account_key = str(account_claims["sub"])
+        if signer is None:
+            # Users are signed by the account's signing key, so the identity key can stay
+            # offline; the server then needs issuer_account to find the account.
+            signer = str(account_claims["nats"]["signing_keys"][0])
+        body = claims.user_claims(
+            name,
+            user_key,
+            permissions,
+            expires_at=expires_at,
+            issuer_account=account_key if signer != account_key else None,
+        )
+        token = jwt.encode(body, self.store.seed(signer))
+        self.store.write_jwt(self.store.user_path(account, name), token)
+        creds = format_creds(token, self.store.seed(user_key))
+        creds_path = self.store.write_creds(account, name, creds)
+        return IssuedUser(name, account, user_key, token, creds, creds_path, expires_at, permissions)
+
+    def _require_account(self, account: str) -> None:
+        if not self.store.account_path(account).exists():
+            raise NotFound(f"account {account!r} does not exist; run setup (POST /new-setup) first")
+
+    def _claims(self, path: Path, what: str) -> jwt.Claims:
+        return jwt.decode(self.store.read(path, what))

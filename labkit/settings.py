@@ -1,0 +1,113 @@
+"""Typed settings for every labkit component, read from the environment and `.env`.
+
+Variables use the `LABKIT_` prefix and one underscore between a group and its
+field: `LABKIT_HOME`, `LABKIT_NATS_PORT`, `LABKIT_NSC_CREDENTIAL_EXPIRY`
+(seconds or an ISO 8601 duration such as `P30D`). Lists are JSON:
+`LABKIT_NSC_USER_SUBSCRIBE='["{user}.>"]'`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Six months, the seed system's default lifetime for user credentials.
+SIX_MONTHS = timedelta(days=183)
+
+
+class NatsSettings(BaseModel):
+    """The nats-server the stack runs (ports are preferences: a taken one is replaced)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4222, ge=0, le=65535, description="client port; 0 picks a free one")
+    monitor_port: int = Field(8222, ge=0, le=65535, description="HTTP monitoring port")
+    max_memory_store: int = Field(256 * 1024**2, gt=0, description="JetStream memory, bytes")
+    max_file_store: int = Field(2 * 1024**3, gt=0, description="JetStream disk, bytes")
+    url: str | None = Field(None, description="use this NATS server instead of the stack's")
+
+
+class NscSettings(BaseModel):
+    """Keys, JWTs and credentials: where they live, how long they last, what they allow."""
+
+    credential_expiry: timedelta = Field(SIX_MONTHS, description="lifetime of user credentials")
+    store_dir: Path | None = Field(None, description="keystore; default <home>/nsc")
+    operator: str = "labkit"
+    account: str = "labkit"
+    # Templates for a user's permissions: "{user}" becomes the user's name.
+    user_publish: list[str] = ["{user}.>"]
+    user_subscribe: list[str] = ["{user}.>", "_INBOX.{user}.>"]
+    # How many replies a user may send to a request it received (response permission).
+    user_response_max: int = Field(0, ge=0)
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(4000, ge=0, le=65535)
+    service_url: str | None = Field(None, description="use this NSC service instead")
+
+    @field_validator("credential_expiry")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("credential_expiry must be positive, e.g. P30D or 2592000")
+        return value
+
+
+class StackSettings(BaseModel):
+    """How the stack starts and stops its processes."""
+
+    startup_timeout: float = Field(15.0, gt=0, description="seconds to wait for health")
+    stop_timeout: float = Field(5.0, gt=0, description="seconds between SIGTERM and SIGKILL")
+
+
+class Settings(BaseSettings):
+    """All labkit settings; `Settings()` reads the environment and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABKIT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    home: Path = Field(Path(".labkit"), description="the stack's data directory")
+    nats: NatsSettings = NatsSettings()
+    nsc: NscSettings = NscSettings()
+    stack: StackSettings = StackSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @cached_property
+    def paths(self) -> DataPaths:
+        return DataPaths(self.home, self.nsc.store_dir)
+
+
+class DataPaths:
+    """Where each piece of state lives inside the data directory."""
+
+    def __init__(self, home: Path, nsc_store: Path | None = None) -> None:
+        self.home = home
+        self.nsc_store = (nsc_store or home / "nsc").expanduser().resolve()
+        self.state_file = home / "state.json"
+        self.lock_file = home / "stack.lock"
+        self.run_dir = home / "run"
+        self.log_dir = home / "logs"
+        self.nats_dir = home / "nats"
+        self.secrets_dir = home / "secrets"
+
+    def log_file(self, component: str) -> Path:
+        return self.log_dir / f"{component}.log"
+
+    def pid_file(self, component: str) -> Path:
+        return self.run_dir / f"{component}.pid"
+
+
+def load_settings() -> Settings:
+    """Read settings now (the environment may have changed since import)."""
+    return Settings()
