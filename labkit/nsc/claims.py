@@ -127,7 +127,7 @@ def user_claims(
     }
     if permissions.response_max:
         # The server wants the TTL in integer nanoseconds: a float reads as no JWT at all.
-        ttl_ns = int(permissions.response_ttl.total_seconds() * 1_000_000_000)
+        ttl_ns = permissions.response_ttl // timedelta(microseconds=1) * 1000
         nats["resp"] = {"max": permissions.response_max, "ttl": ttl_ns}
     if issuer_account:
         nats["issuer_account"] = issuer_account

@@ -56,7 +56,9 @@ def verify(token: str) -> Claims:
 def is_expired(claims: Claims, now: float | None = None) -> bool:
     """True when the claims carry an `exp` that has passed."""
     exp = claims.get("exp")
-    return bool(exp) and int(exp) <= (time.time() if now is None else now)
+    if not exp:
+        return False
+    return int(exp) <= (time.time() if now is None else now)
 
 
 def _split(token: str) -> tuple[Claims, Claims, bytes]:

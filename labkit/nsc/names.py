@@ -23,8 +23,11 @@ def validate_name(name: object, what: str = "name") -> str:
         raise InvalidName(f"{what} is empty; use letters, digits, '-' or '_'")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
-    for char, reason in ((".", "a dot separates subject tokens"), ("*", "'*' is a wildcard"),
-                         (">", "'>' is a wildcard")):
+    for char, reason in (
+        (".", "a dot separates subject tokens"),
+        ("*", "'*' is a wildcard"),
+        (">", "'>' is a wildcard"),
+    ):
         if char in name:
             raise InvalidName(f"{what} {name!r} contains {char!r}: {reason}")
     if any(c.isspace() for c in name):

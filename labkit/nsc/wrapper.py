@@ -283,7 +283,9 @@ class Nsc:
         self.store.write_jwt(self.store.user_path(account, name), token)
         creds = format_creds(token, self.store.seed(user_key))
         creds_path = self.store.write_creds(account, name, creds)
-        return IssuedUser(name, account, user_key, token, creds, creds_path, expires_at, permissions)
+        return IssuedUser(
+            name, account, user_key, token, creds, creds_path, expires_at, permissions
+        )
 
     def _require_account(self, account: str) -> None:
         if not self.store.account_path(account).exists():

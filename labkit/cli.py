@@ -1,0 +1,111 @@
+"""`python -m labkit ...`: up, status, down, creds, run, lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from labkit.errors import LabkitError
+from labkit.settings import Settings
+from labkit.stack import ComponentStatus, Stack
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except LabkitError as exc:
+        print(f"labkit: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the stack and leave it running until `down`")
+    up.add_argument("components", nargs="*", help="only these (and what they need)")
+    up.add_argument("--json", action="store_true", help="print the state as JSON")
+    up.set_defaults(handler=_up)
+
+    status = commands.add_parser("status", help="show each component's state and urls")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
+    status.set_defaults(handler=_status)
+
+    down = commands.add_parser("down", help="stop the stack's processes")
+    down.add_argument("components", nargs="*", help="only these (and what needs them)")
+    down.set_defaults(handler=_down)
+
+    creds = commands.add_parser("creds", help="print a user's creds (creates the user)")
+    creds.add_argument("name")
+    creds.add_argument("--account", default=None)
+    creds.set_defaults(handler=_creds)
+
+    run = commands.add_parser("run", help="run every notebook in order, headless")
+    run.add_argument("notebooks", nargs="*", help="only these notebook files")
+    run.add_argument("--output-dir", default="build/notebooks")
+    run.set_defaults(handler=_run)
+
+    lab = commands.add_parser("lab", help="start the stack and JupyterLab on the notebooks")
+    lab.add_argument("--port", type=int, default=8888)
+    lab.set_defaults(handler=_lab)
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    stack = Stack(detach=True)
+    stack.ensure(*args.components)
+    _print_state(stack, stack.status(), as_json=args.json)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    stack = Stack()
+    statuses = stack.status()
+    _print_state(stack, statuses, as_json=args.json)
+    return 0 if all(s.running for s in statuses.values()) else 3
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = Stack().down(*args.components)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _creds(args: argparse.Namespace) -> int:
+    from labkit.nsc.wrapper import Nsc
+
+    nsc = Nsc.from_settings(Settings())
+    nsc.setup()
+    sys.stdout.write(nsc.create_user(args.name, args.account).creds)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from labkit.course import run_course
+
+    return run_course(args.notebooks, output_dir=args.output_dir)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from labkit.course import run_lab
+
+    return run_lab(port=args.port)
+
+
+def _print_state(stack: Stack, statuses: dict[str, ComponentStatus], *, as_json: bool) -> None:
+    if as_json:
+        body = {
+            "home": str(stack.settings.home),
+            "components": {name: s.as_dict() for name, s in statuses.items()},
+        }
+        print(json.dumps(body, indent=2))
+        return
+    print(f"labkit stack in {stack.settings.home}")
+    for name, status in statuses.items():
+        pid = f"pid {status.pid}" if status.pid else ""
+        print(f"  {name:<8} {status.state:<10} {status.url or '':<28} {pid}")

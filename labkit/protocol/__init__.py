@@ -1,0 +1,27 @@
+"""labkit's protobuf messages, generated from ``proto/labkit.proto``.
+
+Do not edit ``labkit_pb2.py`` or ``labkit_pb2.pyi`` by hand: change the .proto
+file and regenerate them with ``make proto`` (``python -m labkit.protocol.generate``).
+"""
+
+from labkit.protocol.labkit_pb2 import (
+    Crop,
+    EchoRequest,
+    EchoResponse,
+    ErrorReply,
+    ImageConfirmation,
+    ImageRequest,
+    ImageResponse,
+    PingRequest,
+)
+
+__all__ = [
+    "Crop",
+    "EchoRequest",
+    "EchoResponse",
+    "ErrorReply",
+    "ImageConfirmation",
+    "ImageRequest",
+    "ImageResponse",
+    "PingRequest",
+]

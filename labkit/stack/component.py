@@ -1,0 +1,83 @@
+"""What a stack component is, and the registry that lists them.
+
+A component knows how to prepare its files, build its command line, tell whether
+it is healthy, and describe itself; the Stack does the rest (ports, processes,
+state). Later components (auth, application server, object store) register
+themselves here without touching the existing ones.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from labkit.settings import Settings
+from labkit.stack.ports import PortAllocator
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Launch:
+    """How to start a component, and what to record about it once started."""
+
+    argv: list[str]
+    record: Record
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Component(ABC):
+    """One kind of process in the stack."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    # Components that must run for this one to be useful; `ensure` starts them too.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def prepare(self, ports: PortAllocator) -> Launch:
+        """Write config files and choose ports; return how to start the process."""
+
+    @abstractmethod
+    def is_healthy(self, record: Record) -> bool:
+        """A quick check (well under a second) that the running process serves."""
+
+    def public(self, record: Record) -> Record:
+        """What `status` shows of the record (urls, paths); pid and state are added."""
+        return {key: value for key, value in record.items() if not key.startswith("_")}
+
+
+_registry: dict[str, type[Component]] = {}
+
+
+def register(cls: type[Component]) -> type[Component]:
+    """Class decorator that adds a component kind to the registry."""
+    _registry[cls.name] = cls
+    return cls
+
+
+def registered() -> dict[str, type[Component]]:
+    """Every registered component kind, in registration (start) order."""
+    _load_builtin_components()
+    return dict(_registry)
+
+
+def http_ok(url: str, timeout: float = 0.5) -> bool:
+    """True when a GET on `url` answers 2xx (health checks)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _load_builtin_components() -> None:
+    # Imported for their @register side effect; kept here so importing the stack
+    # registers every built-in component exactly once.
+    from labkit.stack import nats_server, nsc_service  # noqa: F401

@@ -1,0 +1,266 @@
+"""The Stack: ensure components run, report their state, stop them.
+
+`ensure` is idempotent: a component already running and healthy is reused, a
+dead or unhealthy one (a stale pid) is stopped and started again. Everything the
+stack knows lives in the data directory, so the next notebook, test or
+`python -m labkit up` continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from labkit.settings import Settings
+from labkit.stack import process
+from labkit.stack.component import Component, Launch, registered
+from labkit.stack.errors import ComponentFailed, StackError
+from labkit.stack.ports import PortAllocator
+from labkit.stack.process import ProcessId
+from labkit.stack.state import Records, load_records, save_records
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """What `status` reports about one component."""
+
+    name: str
+    state: str  # "running", "unhealthy" or "stopped"
+    pid: int | None
+    details: dict[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def url(self) -> str | None:
+        value = self.details.get("url")
+        return str(value) if value else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "pid": self.pid, **self.details}
+
+
+class Stack:
+    """The processes of one data directory.
+
+    `detach=False` (the default) ties started processes to this Python process:
+    they stop when it exits or dies (a notebook kernel, a test run). The CLI's
+    `up` uses `detach=True` so they run on until `down`.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, detach: bool = False) -> None:
+        self.settings = settings or Settings()
+        self.detach = detach
+        self.paths = self.settings.paths
+        self._kinds = registered()
+        self._started_here: list[str] = []
+
+    # public API
+    def ensure(self, *names: str) -> dict[str, ComponentStatus]:
+        """Make sure the named components (all when none named) run healthy; their status."""
+        wanted = self._with_requirements(names or tuple(self._kinds))
+        with self._locked():
+            records = load_records(self.paths.state_file)
+            self._sweep(records)
+            to_start = [name for name in wanted if not self._healthy(name, records)]
+            for name in to_start:
+                self._stop_record(name, records)
+            if to_start:
+                self._start(to_start, records)
+            save_records(self.paths.state_file, self.paths.home, records)
+        return {name: self._status_of(name, records) for name in wanted}
+
+    def status(self) -> dict[str, ComponentStatus]:
+        """Every registered component's live status (health is checked now)."""
+        records = load_records(self.paths.state_file)
+        return {name: self._status_of(name, records) for name in self._kinds}
+
+    def down(self, *names: str) -> list[str]:
+        """Stop the named components (all when none named); the names actually stopped."""
+        stopped = []
+        with self._locked():
+            records = load_records(self.paths.state_file)
+            targets = names or tuple(reversed(list(self._kinds)))
+            for name in self._dependents_first(targets):
+                if self._stop_record(name, records):
+                    stopped.append(name)
+            save_records(self.paths.state_file, self.paths.home, records)
+        return stopped
+
+    def record(self, name: str) -> dict[str, Any]:
+        """The saved record (url, ports, paths) of a running component."""
+        record = load_records(self.paths.state_file).get(name)
+        if record is None:
+            raise StackError(f"{name!r} is not running; call Stack().ensure({name!r}) first")
+        return record
+
+    def url(self, name: str) -> str:
+        return str(self.record(name)["url"])
+
+    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.paths.log_file(name).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop what this Stack object started (not what it found running)."""
+        if self._started_here:
+            self.down(*self._started_here)
+
+    # internals
+    def _component(self, name: str) -> Component:
+        try:
+            return self._kinds[name](self.settings)
+        except KeyError:
+            known = ", ".join(self._kinds)
+            raise StackError(f"unknown component {name!r}; known components: {known}") from None
+
+    def _with_requirements(self, names: Iterable[str]) -> list[str]:
+        result: list[str] = []
+
+        def visit(name: str) -> None:
+            for required in self._component(name).requires:
+                visit(required)
+            if name not in result:
+                result.append(name)
+
+        for name in names:
+            visit(name)
+        return result
+
+    def _dependents_first(self, names: Iterable[str]) -> list[str]:
+        # Stopping a component stops what requires it first (e.g. nats -> nsc too).
+        chosen = set(names)
+        changed = True
+        while changed:
+            changed = False
+            for name, kind in self._kinds.items():
+                if name not in chosen and chosen.intersection(kind.requires):
+                    chosen.add(name)
+                    changed = True
+        order = list(reversed(list(self._kinds)))
+        return [name for name in order if name in chosen]
+
+    def _healthy(self, name: str, records: Records) -> bool:
+        record = records.get(name)
+        if record is None or not process.is_running(_process_id(record)):
+            return False
+        return self._component(name).is_healthy(record)
+
+    def _start(self, names: list[str], records: Records) -> None:
+        ports = PortAllocator(self.settings.nats.host)
+        launches: dict[str, tuple[Launch, ProcessId]] = {}
+        # Start all, then wait for all: components boot in parallel.
+        for name in names:
+            launch = self._component(name).prepare(ports)
+            launches[name] = (launch, self._spawn(name, launch))
+        for name, (launch, pid) in launches.items():
+            self._wait_healthy(name, launch, pid, records)
+
+    def _spawn(self, name: str, launch: Launch) -> ProcessId:
+        env = {**os.environ, **launch.env}
+        log_path = self.paths.log_file(name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            log.write(f"\n--- labkit: starting {name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        pid = process.spawn(launch.argv, log_path=log_path, env=env, tie_to_parent=not self.detach)
+        process.write_pidfile(self.paths.pid_file(name), pid, launch.argv)
+        return pid
+
+    def _wait_healthy(self, name: str, launch: Launch, pid: ProcessId, records: Records) -> None:
+        component = self._component(name)
+        deadline = time.monotonic() + self.settings.stack.startup_timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if not process.is_running(pid):
+                self._forget(name, records)
+                raise ComponentFailed(
+                    f"{name} exited while starting; last lines of {self.paths.log_file(name)}:\n"
+                    f"{self.log_tail(name)}"
+                )
+            if component.is_healthy(launch.record):
+                records[name] = {**pid.as_dict(), **launch.record, "started_at": time.time()}
+                self._started_here.append(name)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        process.stop(pid, self.settings.stack.stop_timeout)
+        self._forget(name, records)
+        raise ComponentFailed(
+            f"{name} did not become healthy within {self.settings.stack.startup_timeout:.0f} s "
+            f"(LABKIT_STACK_STARTUP_TIMEOUT); last lines of its log:\n{self.log_tail(name)}"
+        )
+
+    def _stop_record(self, name: str, records: Records) -> bool:
+        record = records.get(name)
+        stopped = False
+        if record is not None:
+            stopped = process.stop(_process_id(record), self.settings.stack.stop_timeout)
+        self._forget(name, records)
+        return stopped
+
+    def _forget(self, name: str, records: Records) -> None:
+        records.pop(name, None)
+        self.paths.pid_file(name).unlink(missing_ok=True)
+
+    def _sweep(self, records: Records) -> None:
+        """Stop processes we started that the state file no longer vouches for."""
+        if not self.paths.run_dir.is_dir():
+            return
+        for pidfile in self.paths.run_dir.glob("*.pid"):
+            name = pidfile.stem
+            pid = process.read_pidfile(pidfile)
+            record = records.get(name)
+            known = record is not None and pid is not None and _process_id(record) == pid
+            if pid is not None and not known and process.is_running(pid):
+                process.stop(pid, self.settings.stack.stop_timeout)
+            if pid is None or not process.is_running(pid):
+                pidfile.unlink(missing_ok=True)
+                records.pop(name, None)
+
+    def _status_of(self, name: str, records: Records) -> ComponentStatus:
+        record = records.get(name)
+        if record is None or not process.is_running(_process_id(record)):
+            return ComponentStatus(name, "stopped", None, {"log": str(self.paths.log_file(name))})
+        component = self._component(name)
+        state = "running" if component.is_healthy(record) else "unhealthy"
+        details = component.public(record)
+        for private in ("start_time", "pid"):
+            details.pop(private, None)
+        details["log"] = str(self.paths.log_file(name))
+        return ComponentStatus(name, state, int(record["pid"]), details)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # One stack change at a time per data directory, across processes.
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.lock_file, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _process_id(record: dict[str, Any]) -> ProcessId:
+    return ProcessId(int(record.get("pid", -1)), int(record.get("start_time", -2)))
