@@ -25,3 +25,7 @@ class InvalidJwt(NscError, ValueError):
 
 class PushFailed(NscError):
     """The running NATS server did not accept an account update."""
+
+
+class InvalidExpiry(NscError, ValueError):
+    """A credential lifetime that is zero or negative."""

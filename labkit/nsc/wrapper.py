@@ -16,7 +16,7 @@ from typing import Any
 from labkit.nsc import claims, jwt, keys
 from labkit.nsc.claims import Permissions
 from labkit.nsc.creds import format_creds
-from labkit.nsc.errors import Conflict, NotFound
+from labkit.nsc.errors import Conflict, InvalidExpiry, NotFound
 from labkit.nsc.keys import KeyKind
 from labkit.nsc.names import validate_name
 from labkit.nsc.store import Keystore
@@ -77,8 +77,10 @@ class Nsc:
     # operator and accounts
     def setup(self, operator: str | None = None, account: str | None = None) -> Setup:
         """Ensure the operator (with its system account) and an account exist; idempotent."""
-        operator = validate_name(operator or self.settings.operator, "operator name")
-        account = validate_name(account or self.settings.account, "account name")
+        operator = validate_name(
+            self.settings.operator if operator is None else operator, "operator name"
+        )
+        account = self._account(account)
         with self.store.locked():
             operator_jwt = self._ensure_operator(operator)
             account_jwt = self._ensure_account(account)
@@ -119,7 +121,7 @@ class Nsc:
         return self.store.read(self.store.operator_path, "the operator (run setup first)")
 
     def read_account_jwt(self, account: str | None = None) -> str:
-        account = account or self.settings.account
+        account = self._account(account)
         return self.store.read(self.store.account_path(account), f"account {account!r}")
 
     # users
@@ -136,7 +138,7 @@ class Nsc:
         Permissions default to the NscSettings templates, expiry to `credential_expiry`.
         """
         name = validate_name(name, "user name")
-        account = validate_name(account or self.settings.account, "account name")
+        account = self._account(account)
         with self.store.locked():
             self._require_account(account)
             path = self.store.user_path(account, name)
@@ -155,7 +157,7 @@ class Nsc:
     ) -> IssuedUser:
         """Re-issue an existing user's JWT with new permissions and/or expiry."""
         name = validate_name(name, "user name")
-        account = validate_name(account or self.settings.account, "account name")
+        account = self._account(account)
         with self.store.locked():
             current = jwt.decode(self.read_user_jwt(name, account))
             if permissions is None:
@@ -163,18 +165,18 @@ class Nsc:
             return self._issue(name, account, str(current["sub"]), permissions, expires_in)
 
     def read_user_jwt(self, name: str, account: str | None = None) -> str:
-        account = account or self.settings.account
+        account = self._account(account)
         return self.store.read(self.store.user_path(account, name), f"user {name!r} in {account!r}")
 
     def user_creds(self, name: str, account: str | None = None) -> str:
         """The stored creds text of an existing user."""
-        account = account or self.settings.account
+        account = self._account(account)
         return self.store.read(
             self.store.creds_path(account, name), f"creds of user {name!r} in {account!r}"
         )
 
     def users(self, account: str | None = None) -> list[str]:
-        return self.store.user_names(account or self.settings.account)
+        return self.store.user_names(self._account(account))
 
     def system_creds(self) -> str:
         """Creds of the system-account user that pushes account updates to the server."""
@@ -187,7 +189,7 @@ class Nsc:
         the revocation does not cover.
         """
         name = validate_name(name, "user name")
-        account = validate_name(account or self.settings.account, "account name")
+        account = self._account(account)
         with self.store.locked():
             user_key = str(jwt.decode(self.read_user_jwt(name, account))["sub"])
             account_claims = self._claims(self.store.account_path(account), f"account {account!r}")
@@ -263,6 +265,8 @@ class Nsc:
                 self.settings.user_response_max,
             )
         expires_at = None
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidExpiry(f"expires_in must be positive, got {expires_in}")
         if account != SYSTEM_ACCOUNT:
             lifetime = expires_in if expires_in is not None else self.settings.credential_expiry
             expires_at = datetime.now(UTC).replace(microsecond=0) + lifetime
@@ -286,6 +290,10 @@ class Nsc:
         return IssuedUser(
             name, account, user_key, token, creds, creds_path, expires_at, permissions
         )
+
+    def _account(self, account: str | None) -> str:
+        """The named account, or the default one when no name is given."""
+        return validate_name(self.settings.account if account is None else account, "account name")
 
     def _require_account(self, account: str) -> None:
         if not self.store.account_path(account).exists():

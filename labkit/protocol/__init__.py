@@ -1,7 +1,7 @@
 """labkit's protobuf messages, generated from ``proto/labkit.proto``.
 
 Do not edit ``labkit_pb2.py`` or ``labkit_pb2.pyi`` by hand: change the .proto
-file and regenerate them with ``make proto`` (``python -m labkit.protocol.generate``).
+file and regenerate them with ``make proto`` (``python -m labkit.protogen``).
 """
 
 from labkit.protocol.labkit_pb2 import (

@@ -73,11 +73,14 @@ class Stack:
             records = load_records(self.paths.state_file)
             self._sweep(records)
             to_start = [name for name in wanted if not self._healthy(name, records)]
-            for name in to_start:
-                self._stop_record(name, records)
-            if to_start:
-                self._start(to_start, records)
-            save_records(self.paths.state_file, self.paths.home, records)
+            try:
+                for name in to_start:
+                    self._stop_record(name, records)
+                if to_start:
+                    self._start(to_start, records)
+            finally:
+                # Record what did start even when another component failed.
+                save_records(self.paths.state_file, self.paths.home, records)
         return {name: self._status_of(name, records) for name in wanted}
 
     def status(self) -> dict[str, ComponentStatus]:
@@ -174,8 +177,16 @@ class Stack:
         for name in names:
             launch = self._component(name).prepare(ports)
             launches[name] = (launch, self._spawn(name, launch))
-        for name, (launch, pid) in launches.items():
-            self._wait_healthy(name, launch, pid, records)
+        try:
+            for name, (launch, pid) in launches.items():
+                self._wait_healthy(name, launch, pid, records)
+        except BaseException:
+            # One failed: stop the others of this batch that never became healthy.
+            for name, (_, pid) in launches.items():
+                if name not in records:
+                    process.stop(pid, self.settings.stack.stop_timeout)
+                    self._forget(name, records)
+            raise
 
     def _spawn(self, name: str, launch: Launch) -> ProcessId:
         env = {**os.environ, **launch.env}

@@ -19,7 +19,7 @@ from labkit.protocol import (
     ImageResponse,
     PingRequest,
 )
-from labkit.protocol.generate import OUT_DIR, PROTO_DIR, ProtocError, generate
+from labkit.protogen import OUT_DIR, PROTO_DIR, ProtocError, generate
 
 GENERATED = ("labkit_pb2.py", "labkit_pb2.pyi")
 
@@ -47,7 +47,7 @@ def test_committed_code_is_up_to_date(regenerated: Path, name: str) -> None:
     assert committed.is_file(), f"{committed} is missing: run `make proto` and commit the result."
     assert (regenerated / name).read_bytes() == committed.read_bytes(), (
         f"labkit/protocol/{name} is stale: it does not match proto/labkit.proto. "
-        "Run `make proto` (python -m labkit.protocol.generate) and commit the result."
+        "Run `make proto` (python -m labkit.protogen) and commit the result."
     )
 
 

@@ -3,7 +3,7 @@
 Runs grpc_tools' bundled ``protoc`` in-process over every ``*.proto`` file in
 ``proto/`` and writes ``<name>_pb2.py`` and ``<name>_pb2.pyi`` next to this
 module (the .pyi gets a ``# mypy: ignore-errors`` first line, see ``PYI_HEADER``).
-Run it with ``python -m labkit.protocol.generate`` (or ``make proto``).
+Run it with ``python -m labkit.protogen`` (or ``make proto``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from labkit.errors import LabkitError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = REPO_ROOT / "proto"
 OUT_DIR = REPO_ROOT / "labkit" / "protocol"
 
@@ -122,7 +122,7 @@ def generate(proto_dir: Path, out_dir: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate ``labkit/protocol/*_pb2.py(i)`` from ``proto/``; returns the exit code."""
     if argv:
-        print("usage: python -m labkit.protocol.generate  (takes no arguments)", file=sys.stderr)
+        print("usage: python -m labkit.protogen  (takes no arguments)", file=sys.stderr)
         return 2
     try:
         outputs = generate(PROTO_DIR, OUT_DIR)

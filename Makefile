@@ -1,0 +1,47 @@
+# labkit: `make run` runs the course headless, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run lab test lint pytest proto bench up down clean
+
+# (Re)install when requirements.txt or pyproject.toml change, or the venv is missing.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "labkit needs Python 3.11 or newer: run make PYTHON=python3.11 ..."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: $(STAMP)            ## start the stack, run every notebook with papermill, stop
+	$(BIN)/python -m labkit run
+
+lab: $(STAMP)            ## start the stack and JupyterLab on notebooks/
+	$(BIN)/python -m labkit lab
+
+test: lint pytest        ## everything CI runs
+
+lint: $(STAMP)
+	$(BIN)/ruff check labkit tests bench
+	$(BIN)/ruff format --check labkit tests bench
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+proto: $(STAMP)          ## regenerate labkit/protocol from proto/
+	$(BIN)/python -m labkit.protogen
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_up.py
+
+up: $(STAMP)
+	$(BIN)/python -m labkit up
+down: $(STAMP)
+	$(BIN)/python -m labkit down
+
+clean:
+	rm -rf build .labkit .pytest_cache .mypy_cache .ruff_cache

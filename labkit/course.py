@@ -1,0 +1,172 @@
+"""Run the course: every notebook headless with papermill (`run`), or JupyterLab (`lab`).
+
+Both start the stack first, in this process: each notebook's kernel then calls
+`Stack().ensure(...)` on the same data directory and reuses the running
+components instead of starting its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import LabkitError
+from labkit.stack import Stack
+
+NOTEBOOKS_DIR = Path("notebooks")
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+KERNEL_NAME = "python3"
+LAB_STOP_TIMEOUT = 15.0
+CELL_TIMEOUT = 300  # seconds; a stuck cell fails its notebook instead of hanging the run
+
+
+class CourseError(LabkitError):
+    """The notebooks to run (or serve) cannot be found."""
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    """How one notebook's headless run went."""
+
+    notebook: Path
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def notebooks_dir(root: Path | None = None) -> Path:
+    """The course's `notebooks/` folder under `root` (default: the current directory)."""
+    folder = ((root or Path.cwd()) / NOTEBOOKS_DIR).resolve()
+    if not folder.is_dir():
+        raise CourseError(
+            f"no {NOTEBOOKS_DIR}/ folder in {folder.parent}; run this from the labkit "
+            "repository's top folder (where `make run` works)"
+        )
+    return folder
+
+
+def course_notebooks(folder: Path) -> list[Path]:
+    """The numbered notebooks of the course, in order (00_..., 01_..., ...)."""
+    return sorted(folder.glob(NOTEBOOK_PATTERN))
+
+
+def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/notebooks") -> int:
+    """Execute notebooks in order (all numbered ones when None); 0 if every one passed.
+
+    Executed copies go to `output_dir`; a table of results is printed as they finish.
+    """
+    paths = [Path(n).resolve() for n in notebooks] if notebooks else _all_notebooks()
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise CourseError(f"no such notebook: {', '.join(missing)}")
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    stack = Stack()
+    _share_data_dir(stack)
+    stack.ensure()
+    results: list[NotebookResult] = []
+    try:
+        width = max(len(path.name) for path in paths)
+        print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
+        for path in paths:
+            result = run_notebook(path, output / path.name)
+            results.append(result)
+            outcome = "ok" if result.ok else "failed"
+            print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
+    finally:
+        stack.down()
+    failed = [result for result in results if not result.ok]
+    for result in failed:
+        print(f"\n{result.notebook.name} failed: {result.error}")
+        print(f"  executed copy with the failing cell marked: {output / result.notebook.name}")
+    print(f"\n{len(results) - len(failed)} of {len(results)} notebooks ran without errors")
+    return 1 if failed else 0
+
+
+def run_notebook(notebook: Path, output: Path) -> NotebookResult:
+    """Execute one notebook with papermill in its own folder; never raises on a cell error."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    began = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            kernel_name=KERNEL_NAME,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            execution_timeout=CELL_TIMEOUT,
+        )
+    except PapermillExecutionError as exc:
+        message = _first_line(exc.evalue)
+        error = f"cell {exc.cell_index}: {exc.ename}" + (f": {message}" if message else "")
+        return NotebookResult(notebook, False, time.monotonic() - began, error)
+    except Exception as exc:  # a dead kernel, a broken file: report it, run the next notebook
+        error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        return NotebookResult(notebook, False, time.monotonic() - began, error)
+    return NotebookResult(notebook, True, time.monotonic() - began)
+
+
+def run_lab(port: int = 8888) -> int:
+    """Start the stack, then JupyterLab on the notebooks until Ctrl-C; then stop both."""
+    folder = notebooks_dir()
+    stack = Stack()
+    _share_data_dir(stack)
+    stack.ensure()
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={folder}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.open_browser=False",
+        # One Ctrl-C stops the server (and its kernels) without asking.
+        "--ServerApp.answer_yes=True",
+    ]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    try:
+        lab = subprocess.Popen(argv)
+        try:
+            return lab.wait()
+        except KeyboardInterrupt:
+            _stop_lab(lab)
+            return 0
+    finally:
+        stack.down()
+
+
+def _all_notebooks() -> list[Path]:
+    folder = notebooks_dir()
+    found = course_notebooks(folder)
+    if not found:
+        raise CourseError(f"no notebooks named like {NOTEBOOK_PATTERN} in {folder}")
+    return found
+
+
+def _share_data_dir(stack: Stack) -> None:
+    # Kernels run in notebooks/, where a relative LABKIT_HOME would name another
+    # directory: hand them the absolute one this stack uses.
+    os.environ["LABKIT_HOME"] = str(stack.settings.home)
+
+
+def _stop_lab(lab: subprocess.Popen[bytes]) -> None:
+    # The terminal's Ctrl-C reached JupyterLab too; SIGTERM makes sure it stops its
+    # kernels, SIGKILL if it takes too long or the user presses Ctrl-C again.
+    lab.terminate()
+    try:
+        lab.wait(timeout=LAB_STOP_TIMEOUT)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        lab.kill()
+        lab.wait()
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""

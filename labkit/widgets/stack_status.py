@@ -1,0 +1,169 @@
+"""A status panel for the stack: one row per component with Start and Stop buttons.
+
+Everything a click does is also a method (`start`, `stop`, `refresh`), and the
+panel's current table is readable (`rows`, `states`, `messages`), so a later
+notebook cell can drive the panel and assert on what it shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+
+from labkit.errors import LabkitError
+from labkit.stack import ComponentStatus, Stack
+
+COLUMNS = ("name", "state", "url", "pid")
+_STATE_COLOURS = {"running": "green", "unhealthy": "darkorange", "stopped": "gray"}
+_GRID_COLUMNS = "7em 7em minmax(16em, 1fr) 6em 5em 5em"
+
+
+@dataclass(frozen=True)
+class _RowWidgets:
+    state: Any  # widgets.Label
+    url: Any  # widgets.Label
+    pid: Any  # widgets.Label
+
+
+class StackStatusPanel:
+    """Show each stack component's state, url and pid; start and stop them.
+
+    Messages go to an Output widget with `append_stdout`, which lands in the widget
+    under papermill, nbval and a browser alike (a `with out:` block does not).
+    """
+
+    def __init__(self, stack: Stack | None = None) -> None:
+        self.stack = stack or Stack()
+        self.out = widgets.Output(layout=widgets.Layout(max_height="12em", overflow="auto"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.buttons: dict[str, dict[str, Any]] = {}
+        self._rows: dict[str, _RowWidgets] = {}
+        self._statuses = self.stack.status()
+        cells: list[Any] = [widgets.HTML(f"<b>{column}</b>") for column in COLUMNS]
+        cells += [widgets.Label(""), widgets.Label("")]
+        for name in self._statuses:
+            cells += self._make_row(name)
+        self.grid = widgets.GridBox(
+            cells, layout=widgets.Layout(grid_template_columns=_GRID_COLUMNS, grid_gap="2px 8px")
+        )
+        self.widget = widgets.VBox(
+            [widgets.HTML("<b>labkit stack</b>"), self.grid, self.refresh_button, self.out]
+        )
+        self._show()
+
+    # what a notebook cell reads
+    @property
+    def states(self) -> dict[str, str]:
+        """Each component's state as last shown: "running", "unhealthy" or "stopped"."""
+        return {name: status.state for name, status in self._statuses.items()}
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        """The table as shown: name, state, url and pid of each component, as text."""
+        return [
+            {
+                "name": name,
+                "state": status.state,
+                "url": status.url or "",
+                "pid": str(status.pid) if status.pid else "",
+            }
+            for name, status in self._statuses.items()
+        ]
+
+    @property
+    def messages(self) -> list[str]:
+        """The lines written to the message area so far."""
+        text = "".join(str(output.get("text", "")) for output in self.out.outputs)
+        return text.splitlines()
+
+    # what a click does
+    def refresh(self) -> dict[str, ComponentStatus]:
+        """Check every component now and update the table."""
+        self._statuses = self.stack.status()
+        self._show()
+        return self._statuses
+
+    def start(self, name: str) -> dict[str, ComponentStatus]:
+        """Start `name` (and what it needs) unless it already runs healthy."""
+        before = self.states
+        began = time.monotonic()
+        try:
+            started = self.stack.ensure(name)
+        except LabkitError as exc:
+            self._report_error(f"could not start {name}: {exc}")
+            raise
+        finally:
+            self.refresh()
+        fresh = [n for n in started if before.get(n) != "running"]
+        if fresh:
+            seconds = time.monotonic() - began
+            self._say(f"started {', '.join(fresh)} in {seconds:.1f} s")
+        else:
+            self._say(f"{name} was already running")
+        return started
+
+    def stop(self, name: str) -> list[str]:
+        """Stop `name` and whatever needs it (stopping nats stops nsc too)."""
+        try:
+            stopped = self.stack.down(name)
+        except LabkitError as exc:
+            self._report_error(f"could not stop {name}: {exc}")
+            raise
+        finally:
+            self.refresh()
+        self._say(f"stopped {', '.join(stopped)}" if stopped else f"{name} was not running")
+        return stopped
+
+    # display
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{name}={state}" for name, state in self.states.items())
+        return f"StackStatusPanel({states})"
+
+    # internals
+    def _make_row(self, name: str) -> list[Any]:
+        row = _RowWidgets(state=widgets.Label(), url=widgets.Label(), pid=widgets.Label())
+        self._rows[name] = row
+        start = widgets.Button(description="Start", button_style="success", tooltip=f"start {name}")
+        stop = widgets.Button(description="Stop", button_style="danger", tooltip=f"stop {name}")
+        start.on_click(self._on_click(self.start, name))
+        stop.on_click(self._on_click(self.stop, name))
+        self.buttons[name] = {"start": start, "stop": stop}
+        return [widgets.Label(name), row.state, row.url, row.pid, start, stop]
+
+    def _on_click(self, action: Callable[[str], object], name: str) -> Callable[[Any], None]:
+        def handle(_button: Any) -> None:
+            # The error is already in the message area; a click has no caller to raise to.
+            with contextlib.suppress(LabkitError):
+                action(name)
+
+        return handle
+
+    def _show(self) -> None:
+        for row in self.rows:
+            name, state = row["name"], row["state"]
+            cells = self._rows.get(name)
+            if cells is None:
+                continue  # a component registered after the panel was built
+            cells.state.value = state
+            cells.state.style.text_color = _STATE_COLOURS.get(state, "black")
+            cells.url.value = row["url"]
+            cells.pid.value = row["pid"]
+            self.buttons[name]["start"].disabled = state == "running"
+            self.buttons[name]["stop"].disabled = state == "stopped"
+
+    def _say(self, line: str) -> None:
+        self.out.append_stdout(line + "\n")
+
+    def _report_error(self, line: str) -> None:
+        self.out.append_stderr(line + "\n")
