@@ -12,12 +12,27 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Six months, the seed system's default lifetime for user credentials.
 SIX_MONTHS = timedelta(days=183)
+
+
+def _seconds_or_iso(value: object) -> object:
+    # Environment values are strings: read "90" or "1.5" as seconds, the rest as ISO 8601.
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+# A duration given as seconds (number or string) or ISO 8601 ("P30D", "PT5M").
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
 
 
 class NatsSettings(BaseModel):
@@ -34,7 +49,7 @@ class NatsSettings(BaseModel):
 class NscSettings(BaseModel):
     """Keys, JWTs and credentials: where they live, how long they last, what they allow."""
 
-    credential_expiry: timedelta = Field(SIX_MONTHS, description="lifetime of user credentials")
+    credential_expiry: Duration = Field(SIX_MONTHS, description="lifetime of user credentials")
     store_dir: Path | None = Field(None, description="keystore; default <home>/nsc")
     operator: str = "labkit"
     account: str = "labkit"
@@ -63,6 +78,29 @@ class NscSettings(BaseModel):
         return value
 
 
+class DatabaseSettings(BaseModel):
+    """The auth service's database: an SQLite file in the data dir unless a URL is given."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db"
+    )
+
+
+class AuthSettings(BaseModel):
+    """The authentication service: tokens, passwords, login rate limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    url: str | None = Field(None, description="use this auth service instead of the stack's")
+    access_token_expiry: Duration = Field(timedelta(minutes=15), gt=timedelta(0))
+    refresh_token_expiry: Duration = Field(timedelta(days=30), gt=timedelta(0))
+    min_password_length: int = Field(8, ge=1)
+    # Failed logins allowed per email, and logins per client address, in one window.
+    login_attempts_per_email: int = Field(5, ge=1)
+    login_attempts_per_address: int = Field(30, ge=1)
+    login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+
+
 class StackSettings(BaseModel):
     """How the stack starts and stops its processes."""
 
@@ -85,6 +123,8 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".labkit"), description="the stack's data directory")
     nats: NatsSettings = NatsSettings()
     nsc: NscSettings = NscSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
     stack: StackSettings = StackSettings()
 
     @field_validator("home")
@@ -110,6 +150,8 @@ class DataPaths:
         self.nats_dir = home / "nats"
         self.secrets_dir = home / "secrets"
         self.nsc_token_file = self.secrets_dir / "nsc-service.token"
+        self.auth_secret_file = self.secrets_dir / "auth-jwt.secret"
+        self.auth_database = home / "auth.db"
 
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"

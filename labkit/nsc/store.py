@@ -31,17 +31,28 @@ class Keystore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_lock = threading.RLock()
+        self._depth = 0  # how many times the thread holding _thread_lock entered locked()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the store's lock (threads and processes) while changing it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock, open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Hold the store's lock (threads and processes) while changing it; re-entrant."""
+        with self._thread_lock:
+            if self._depth:  # this thread already holds the file lock: flock again would block
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / ".lock", "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     # seeds
     def save_seed(self, seed: str) -> str:

@@ -63,9 +63,20 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def registered() -> dict[str, type[Component]]:
-    """Every registered component kind, in registration (start) order."""
+    """Every registered component kind, each after the ones it requires (start order)."""
     _load_builtin_components()
-    return dict(_registry)
+    ordered: dict[str, type[Component]] = {}
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        for required in _registry[name].requires:
+            visit(required)
+        ordered[name] = _registry[name]
+
+    for name in sorted(_registry):
+        visit(name)
+    return ordered
 
 
 def http_ok(url: str, timeout: float = 0.5) -> bool:
@@ -80,4 +91,4 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
 def _load_builtin_components() -> None:
     # Imported for their @register side effect; kept here so importing the stack
     # registers every built-in component exactly once.
-    from labkit.stack import nats_server, nsc_service  # noqa: F401
+    from labkit.stack import auth_service, nats_server, nsc_service  # noqa: F401

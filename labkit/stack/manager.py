@@ -73,6 +73,9 @@ class Stack:
             records = load_records(self.paths.state_file)
             self._sweep(records)
             to_start = [name for name in wanted if not self._healthy(name, records)]
+            for name in wanted:
+                if name in records and name not in to_start:
+                    records[name]["health"] = "healthy"
             try:
                 for name in to_start:
                     self._stop_record(name, records)
@@ -210,7 +213,12 @@ class Stack:
                     f"{self.log_tail(name)}"
                 )
             if component.is_healthy(launch.record):
-                records[name] = {**pid.as_dict(), **launch.record, "started_at": time.time()}
+                records[name] = {
+                    **pid.as_dict(),
+                    **launch.record,
+                    "health": "healthy",
+                    "started_at": time.time(),
+                }
                 self._started_here.append(name)
                 return
             time.sleep(delay)
@@ -256,7 +264,7 @@ class Stack:
         component = self._component(name)
         state = "running" if component.is_healthy(record) else "unhealthy"
         details = component.public(record)
-        for private in ("start_time", "pid"):
+        for private in ("start_time", "pid", "health"):
             details.pop(private, None)
         details["log"] = str(self.paths.log_file(name))
         return ComponentStatus(name, state, int(record["pid"]), details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -128,10 +129,55 @@ def test_account_and_user_names(store: Keystore) -> None:
     assert store.user_names("beta") == []
 
 
-def test_locked_creates_the_root_and_is_reentrant(store: Keystore) -> None:
+def _finishes(target: Callable[[], None], timeout: float = 2.0) -> bool:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+def test_locked_creates_the_root(store: Keystore) -> None:
     assert not store.root.exists()
-    with store.locked(), store.locked():
+    with store.locked():
         assert (store.root / ".lock").exists()
+
+
+def test_locked_is_reentrant(store: Keystore) -> None:
+    def nested() -> None:
+        with store.locked(), store.locked(), store.locked():
+            pass
+        with store.locked():  # and usable again afterwards
+            pass
+
+    assert _finishes(nested), "a nested locked() deadlocked"
+
+
+def test_lock_is_released_after_an_error(store: Keystore) -> None:
+    with pytest.raises(RuntimeError), store.locked():
+        raise RuntimeError("boom")
+    other = Keystore(store.root)
+
+    def relock() -> None:
+        with other.locked():
+            pass
+
+    assert _finishes(relock)
+
+
+def test_locked_excludes_another_keystore_on_the_same_dir(store: Keystore) -> None:
+    other = Keystore(store.root)  # its own thread lock: only the file lock stands between
+    acquired = threading.Event()
+
+    def take() -> None:
+        with other.locked():
+            acquired.set()
+
+    with store.locked():
+        thread = threading.Thread(target=take, daemon=True)
+        thread.start()
+        assert not acquired.wait(0.1)
+    thread.join(2)
+    assert acquired.is_set()
 
 
 def test_locked_serialises_threads(store: Keystore) -> None:

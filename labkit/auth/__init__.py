@@ -1,0 +1,1 @@
+"""The authentication service: register, log in, get NATS credentials, log out."""

@@ -1,0 +1,167 @@
+"""The endpoints: /register, /login, /refresh, /me, /logout (and /healthz)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    get_jwt_identity,
+    jwt_required,
+)
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from ulid import ULID
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from labkit.auth.errors import BadCredentials, EmailTaken, TooManyAttempts
+from labkit.auth.models import User
+from labkit.auth.nsc_client import NscClient
+from labkit.auth.rate_limit import SlidingWindow
+from labkit.auth.tokens import revoke
+from labkit.auth.validation import read_email_password
+from labkit.settings import Settings
+
+PASSWORD_METHOD = "scrypt"
+BAD_LOGIN = "invalid email or password"
+# Checked when the email is unknown, so both failures take as long (no enumeration).
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16), method=PASSWORD_METHOD)
+
+routes = Blueprint("auth", __name__)
+
+
+@dataclass
+class AuthContext:
+    """What the endpoints share, kept in `app.extensions["labkit_auth"]`."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    nsc: NscClient | None
+    nats_servers: list[str] | None
+    failures_per_email: SlidingWindow
+    failures_per_address: SlidingWindow
+
+    def nsc_client(self) -> NscClient:
+        if self.nsc is not None:
+            return self.nsc
+        from labkit.discovery import nsc_service
+
+        # Looked up per call: a restarted NSC service may have a new port.
+        return NscClient(*nsc_service(self.settings))
+
+    def servers(self) -> list[str]:
+        if self.nats_servers is not None:
+            return self.nats_servers
+        from labkit.discovery import nats_url
+
+        return [nats_url(self.settings)]
+
+
+def _context() -> AuthContext:
+    context: AuthContext = current_app.extensions["labkit_auth"]
+    return context
+
+
+@routes.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@routes.post("/register")
+def register() -> tuple[Response, int]:
+    ctx = _context()
+    given = read_email_password(
+        request.get_json(silent=True), ctx.settings.auth.min_password_length
+    )
+    user = User(
+        id=str(ULID()).lower(),
+        email=given.email,
+        password_hash=generate_password_hash(given.password, method=PASSWORD_METHOD),
+        created_at=datetime.now(UTC),
+    )
+    try:
+        with ctx.sessions.begin() as session:
+            session.add(user)
+    except IntegrityError:
+        raise EmailTaken(f"{given.email} is already registered; log in instead") from None
+    return jsonify(id=user.id, email=user.email), 201
+
+
+@routes.post("/login")
+def login() -> Response:
+    ctx = _context()
+    given = read_email_password(request.get_json(silent=True), 1)
+    address = request.remote_addr or "unknown"
+    _check_rate(ctx, given.email, address)
+    with ctx.sessions() as session:
+        user = session.scalars(select(User).where(User.email == given.email)).one_or_none()
+    stored_hash = user.password_hash if user is not None else _DUMMY_HASH
+    if not check_password_hash(stored_hash, given.password) or user is None:
+        ctx.failures_per_email.add(given.email)
+        ctx.failures_per_address.add(address)
+        raise BadCredentials(BAD_LOGIN)
+    issued = ctx.nsc_client().issue_user(user.id)
+    permissions = issued["permissions"]
+    return jsonify(
+        access_token=create_access_token(identity=user.id, additional_claims={"email": user.email}),
+        refresh_token=create_refresh_token(identity=user.id),
+        user_id=user.id,
+        nats={
+            "servers": ctx.servers(),
+            "creds": issued["creds"],
+            "expires_at": issued["expires_at"],
+            "publish": permissions["publish"],
+            "subscribe": permissions["subscribe"],
+        },
+    )
+
+
+@routes.post("/refresh")
+@jwt_required(refresh=True)
+def refresh() -> Response:
+    user_id = get_jwt_identity()
+    with _context().sessions() as session:
+        user = session.get(User, user_id)
+    if user is None:
+        raise BadCredentials("this account no longer exists")
+    token = create_access_token(identity=user.id, additional_claims={"email": user.email})
+    return jsonify(access_token=token)
+
+
+@routes.get("/me")
+@jwt_required()
+def me() -> Response:
+    with _context().sessions() as session:
+        user = session.get(User, get_jwt_identity())
+    if user is None:
+        raise BadCredentials("this account no longer exists")
+    return jsonify(id=user.id, email=user.email, created_at=_iso(user.created_at))
+
+
+@routes.post("/logout")
+@jwt_required()
+def logout() -> Response:
+    ctx = _context()
+    payload: dict[str, Any] = get_jwt()
+    revoke(ctx.sessions, payload)
+    nats_revoked = ctx.nsc_client().revoke_user(str(payload["sub"]))
+    return jsonify(logged_out=True, nats_revoked=nats_revoked)
+
+
+def _check_rate(ctx: AuthContext, email: str, address: str) -> None:
+    wait = max(
+        ctx.failures_per_email.retry_after(email), ctx.failures_per_address.retry_after(address)
+    )
+    if wait:
+        raise TooManyAttempts(f"too many failed logins; try again in {wait} s", retry_after=wait)
+
+
+def _iso(moment: datetime) -> str:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
