@@ -85,7 +85,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for run in range(args.runs):
             home = Path(tmp) / f"run{run}"
-            cold.append(_cli(home, "up", "nats", "nsc"))  # empty data dir: keys and JWTs are created
+            # An empty data dir: keys and JWTs are created.
+            cold.append(_cli(home, "up", "nats", "nsc"))
             settings = Settings(home=home)
             stack = Stack(settings)
             creds = subprocess.run(
@@ -97,7 +98,8 @@ def main() -> None:
             ).stdout
             connect.append(asyncio.run(_connect(creds, stack.url("nats"))))
             _cli(home, "down")
-            warm.append(_cli(home, "up", "nats", "nsc"))  # existing data dir: what a second `up` costs
+            # An existing data dir: what a later `up` costs.
+            warm.append(_cli(home, "up", "nats", "nsc"))
             _cli(home, "down")
             bare.append(_bare_nats_start(home))
     rows = [
