@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("components", nargs="*", help="only these (and what needs them)")
     down.set_defaults(handler=_down)
 
-    creds = commands.add_parser("creds", help="print a user's creds (creates the user)")
+    creds = commands.add_parser(
+        "creds", help="print a user's creds, freshly issued (creates the user if new)"
+    )
     creds.add_argument("name")
     creds.add_argument("--account", default=None)
     creds.set_defaults(handler=_creds)
@@ -81,7 +83,12 @@ def _creds(args: argparse.Namespace) -> int:
 
     nsc = Nsc.from_settings(Settings())
     nsc.setup()
-    sys.stdout.write(nsc.create_user(args.name, args.account).creds)
+    if args.name in nsc.users(args.account):
+        # An existing user keeps its permissions (the server's are not the template).
+        issued = nsc.edit_user(args.name, args.account)
+    else:
+        issued = nsc.create_user(args.name, args.account)
+    sys.stdout.write(issued.creds)
     return 0
 
 

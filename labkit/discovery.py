@@ -21,3 +21,11 @@ def nsc_service(settings: Settings | None = None) -> tuple[str, str]:
     if settings.nsc.service_url:
         return settings.nsc.service_url, token
     return str(component_record("nsc", settings)["url"]), token
+
+
+def auth_url(settings: Settings | None = None) -> str:
+    """The auth service's base URL."""
+    settings = settings or Settings()
+    if settings.auth.url:
+        return settings.auth.url
+    return str(component_record("auth", settings)["url"])

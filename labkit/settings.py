@@ -58,6 +58,19 @@ class NscSettings(BaseModel):
     user_subscribe: list[str] = ["{user}.>", "_INBOX.{user}.>"]
     # How many replies a user may send to a request it received (response permission).
     user_response_max: int = Field(0, ge=0)
+    # The application server's own user: it reads every user's lab subjects and answers
+    # through the response permission, never through a publish right on _INBOX.>.
+    server_user: str = "labkit_server"
+    server_subscribe: list[str] = [
+        "*.echo",
+        "*.echo.>",
+        "*.ping",
+        "*.send_file",
+        "*.transform_file",
+    ]
+    server_publish: list[str] = ["*.inbox"]
+    server_response_max: int = Field(1, ge=1)
+    server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
     service_host: str = "127.0.0.1"
     service_port: int = Field(4000, ge=0, le=65535)
     service_url: str | None = Field(None, description="use this NSC service instead")

@@ -39,6 +39,7 @@ import pytest
 DATABASE = "labkit_test"
 SUPERUSER = "postgres"  # the database superuser initdb creates (-U)
 OS_USER = "postgres"  # the OS user the server runs as when the tests run as root
+PG_LIB = Path("/usr/lib/postgresql")  # Debian/Ubuntu: one <version>/bin per installed server
 _TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")
 _START_ATTEMPTS = 3  # a free port may be taken between choosing it and binding it
 
@@ -58,7 +59,7 @@ def find_bindir() -> Path:
     systems' with the server).
     """
     candidates: list[tuple[tuple[int, ...], Path]] = []
-    for bindir in Path("/usr/lib/postgresql").glob("*/bin"):
+    for bindir in PG_LIB.glob("*/bin"):
         version = bindir.parent.name
         if re.fullmatch(r"\d+(\.\d+)*", version) and _has_tools(bindir):
             candidates.append((tuple(int(part) for part in version.split(".")), bindir))
@@ -73,8 +74,8 @@ def find_bindir() -> Path:
         if result.returncode == 0 and _has_tools(bindir):
             return bindir
     raise PostgresUnavailable(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under "
-        "/usr/lib/postgresql/*/bin or `pg_config --bindir`: install the server, "
+        f"PostgreSQL server binaries ({', '.join(_TOOLS)}) not found under "
+        f"{PG_LIB}/*/bin or `pg_config --bindir`: install the server, "
         "e.g. `apt-get install postgresql`"
     )
 
@@ -149,7 +150,7 @@ def throwaway_postgres() -> Iterator[str]:
         if result.returncode != 0:
             raise PostgresError(
                 f"{what} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
-                f"\n--- {log} ---\n{_tail(log)}"
+                f"\n--- server log (tail) ---\n{_tail(log)}"
             )
 
     try:

@@ -16,6 +16,8 @@ from labkit.nsc.jwt import Claims
 
 UNLIMITED = -1
 JWT_VERSION = 2
+# How long a responder may answer a request it received (the server's default too).
+DEFAULT_RESPONSE_TTL = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,14 @@ def permissions_from_templates(
     publish: Iterable[str],
     subscribe: Iterable[str],
     response_max: int = 0,
+    response_ttl: timedelta = DEFAULT_RESPONSE_TTL,
 ) -> Permissions:
     """Fill `{user}` in permission templates with the user's name."""
     return Permissions(
         publish=tuple(t.format(user=user) for t in publish),
         subscribe=tuple(t.format(user=user) for t in subscribe),
         response_max=response_max,
+        response_ttl=response_ttl if response_max else timedelta(0),
     )
 
 

@@ -164,6 +164,22 @@ class Nsc:
                 permissions = claims.user_permissions(current)
             return self._issue(name, account, str(current["sub"]), permissions, expires_in)
 
+    def issue_server_user(self) -> IssuedUser:
+        """(Re-)issue the application server's credentials from the server templates."""
+        settings = self.settings
+        permissions = claims.permissions_from_templates(
+            settings.server_user,
+            settings.server_publish,
+            settings.server_subscribe,
+            settings.server_response_max,
+            settings.server_response_ttl,
+        )
+        return self.create_user(settings.server_user, permissions=permissions)
+
+    def server_creds(self) -> str:
+        """The application server's creds (the stack issues them when NATS starts)."""
+        return self.user_creds(self.settings.server_user)
+
     def read_user_jwt(self, name: str, account: str | None = None) -> str:
         account = self._account(account)
         return self.store.read(self.store.user_path(account, name), f"user {name!r} in {account!r}")

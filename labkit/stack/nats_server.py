@@ -89,6 +89,7 @@ class NatsServer(Component):
         folder = self.settings.paths.nats_dir
         nsc = Nsc.from_settings(self.settings)
         setup = nsc.setup()
+        nsc.issue_server_user()
         operator_path = folder / "operator.jwt"
         write_atomic(operator_path, setup.operator_jwt + "\n")
         resolver_dir = folder / "resolver"
