@@ -8,7 +8,6 @@ field: `LABKIT_HOME`, `LABKIT_NATS_PORT`, `LABKIT_NSC_CREDENTIAL_EXPIRY`
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -74,14 +73,6 @@ class NscSettings(BaseModel):
     service_host: str = "127.0.0.1"
     service_port: int = Field(4000, ge=0, le=65535)
     service_url: str | None = Field(None, description="use this NSC service instead")
-
-    @field_validator("credential_expiry", mode="before")
-    @classmethod
-    def _seconds(cls, value: object) -> object:
-        # pydantic reads a numeric string such as "2592000" as a malformed ISO duration.
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value, re.ASCII):
-            return float(value)
-        return value
 
     @field_validator("credential_expiry")
     @classmethod

@@ -121,7 +121,7 @@ class Nsc:
         return self.store.read(self.store.operator_path, "the operator (run setup first)")
 
     def read_account_jwt(self, account: str | None = None) -> str:
-        account = self._account(account)
+        account = self._account(account, reading=True)
         return self.store.read(self.store.account_path(account), f"account {account!r}")
 
     # users
@@ -181,18 +181,18 @@ class Nsc:
         return self.user_creds(self.settings.server_user)
 
     def read_user_jwt(self, name: str, account: str | None = None) -> str:
-        account = self._account(account)
+        account = self._account(account, reading=True)
         return self.store.read(self.store.user_path(account, name), f"user {name!r} in {account!r}")
 
     def user_creds(self, name: str, account: str | None = None) -> str:
         """The stored creds text of an existing user."""
-        account = self._account(account)
+        account = self._account(account, reading=True)
         return self.store.read(
             self.store.creds_path(account, name), f"creds of user {name!r} in {account!r}"
         )
 
     def users(self, account: str | None = None) -> list[str]:
-        return self.store.user_names(self._account(account))
+        return self.store.user_names(self._account(account, reading=True))
 
     def system_creds(self) -> str:
         """Creds of the system-account user that pushes account updates to the server."""
@@ -307,9 +307,12 @@ class Nsc:
             name, account, user_key, token, creds, creds_path, expires_at, permissions
         )
 
-    def _account(self, account: str | None) -> str:
-        """The named account, or the default one when no name is given."""
-        return validate_name(self.settings.account if account is None else account, "account name")
+    def _account(self, account: str | None, *, reading: bool = False) -> str:
+        """The named account (default when none); the system account only for reading."""
+        name = validate_name(self.settings.account if account is None else account, "account name")
+        if name == SYSTEM_ACCOUNT and not reading:
+            raise Conflict(f"{SYSTEM_ACCOUNT} is the system account; labkit manages its one user")
+        return name
 
     def _require_account(self, account: str) -> None:
         if not self.store.account_path(account).exists():

@@ -272,7 +272,7 @@ def test_create_user_templates_come_from_settings(store_dir: Path) -> None:
     user = jwt.verify(nsc.create_user("bob").jwt)
     assert user["nats"]["pub"] == {"allow": ["bob.out", "shared.bob"]}
     assert user["nats"]["sub"] == {"allow": ["bob.in"]}
-    assert user["nats"]["resp"] == {"max": 1, "ttl": 0}
+    assert user["nats"]["resp"] == {"max": 1, "ttl": 120 * 1_000_000_000}
 
 
 def test_create_user_explicit_permissions(nsc: Nsc) -> None:
