@@ -15,6 +15,7 @@ import pytest
 
 from labkit.settings import Settings
 from labkit.stack import Stack
+from tests.postgres import postgres_url  # noqa: F401  (a session fixture, imported once)
 
 _RUN_DIR = Path(tempfile.mkdtemp(prefix="labkit-tests-"))
 # Set before any kernel starts so nbval's notebooks run in their own data directory.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select, text
 
-from tests.postgres import postgres_url  # noqa: F401  (the session fixture)
 
-
-def test_throwaway_postgres_round_trip(postgres_url: str) -> None:  # noqa: F811
+def test_throwaway_postgres_round_trip(postgres_url: str) -> None:
     assert postgres_url.startswith("postgresql+psycopg://postgres@127.0.0.1:")
     assert postgres_url.endswith("/labkit_test")
     metadata = MetaData()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,8 +21,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Tokens issued before this second are refused (set at logout).
-    logged_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Every token carries the generation it was issued in; logout moves to the next one,
+    # so every earlier token (access and refresh) is refused, even within the same second.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RevokedToken(Base):

@@ -25,7 +25,7 @@ from labkit.auth.errors import BadCredentials, EmailTaken, TooManyAttempts
 from labkit.auth.models import User
 from labkit.auth.nsc_client import NscClient
 from labkit.auth.rate_limit import SlidingWindow
-from labkit.auth.tokens import revoke
+from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
 from labkit.settings import Settings
 
@@ -110,8 +110,8 @@ def login() -> Response:
     issued = ctx.nsc_client().issue_user(user.id)
     permissions = issued["permissions"]
     return jsonify(
-        access_token=create_access_token(identity=user.id, additional_claims={"email": user.email}),
-        refresh_token=create_refresh_token(identity=user.id),
+        access_token=create_access_token(identity=user.id, additional_claims=token_claims(user)),
+        refresh_token=create_refresh_token(identity=user.id, additional_claims=token_claims(user)),
         user_id=user.id,
         nats={
             "servers": ctx.servers(),
@@ -131,7 +131,7 @@ def refresh() -> Response:
         user = session.get(User, user_id)
     if user is None:
         raise BadCredentials("this account no longer exists")
-    token = create_access_token(identity=user.id, additional_claims={"email": user.email})
+    token = create_access_token(identity=user.id, additional_claims=token_claims(user))
     return jsonify(access_token=token)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from labkit.auth.models import RevokedToken, User
 
 Reply = tuple[Response, int]
+GENERATION_CLAIM = "gen"
 
 
 def install_jwt(app: Flask, sessions: sessionmaker[Session]) -> JWTManager:
@@ -52,25 +53,20 @@ def is_revoked(sessions: sessionmaker[Session], payload: dict[str, Any]) -> bool
         if session.get(RevokedToken, payload["jti"]) is not None:
             return True
         user = session.get(User, payload["sub"])
-        if user is None:
-            return True
-        if user.logged_out_at is None:
-            return False
-        logged_out = int(_aware(user.logged_out_at).timestamp())
-        return int(payload["iat"]) < logged_out
+        return user is None or payload.get(GENERATION_CLAIM) != user.token_generation
 
 
 def revoke(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
-    """Put one token on the blocklist and refuse the user's earlier tokens."""
+    """Put one token on the blocklist and refuse every token the user had before."""
     expires = datetime.fromtimestamp(int(payload["exp"]), UTC)
     with sessions.begin() as session:
         if session.get(RevokedToken, payload["jti"]) is None:
             session.add(RevokedToken(jti=payload["jti"], expires_at=expires))
         user = session.get(User, payload["sub"])
         if user is not None:
-            user.logged_out_at = datetime.now(UTC)
+            user.token_generation += 1
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def token_claims(user: User) -> dict[str, Any]:
+    """The claims labkit adds to each token it issues for `user`."""
+    return {"email": user.email, GENERATION_CLAIM: user.token_generation}
