@@ -31,15 +31,17 @@ class SlidingWindow:
 
     def add(self, key: str) -> None:
         with self._lock:
-            self._trim(key).append(self._clock())
+            self._trim(key)
+            self._events.setdefault(key, deque()).append(self._clock())
 
     def _trim(self, key: str) -> deque[float]:
-        events = self._events.setdefault(key, deque())
+        events = self._events.get(key)
+        if events is None:
+            return deque()
         cutoff = self._clock() - self.window
         while events and events[0] <= cutoff:
             events.popleft()
         if not events:
             # Forget idle keys so the table does not grow with every address ever seen.
             del self._events[key]
-            events = self._events.setdefault(key, deque())
         return events
