@@ -23,6 +23,7 @@ os.environ["LABKIT_HOME"] = str(_RUN_DIR / "notebooks")
 os.environ["LABKIT_NATS_PORT"] = "0"
 os.environ["LABKIT_NATS_MONITOR_PORT"] = "0"
 os.environ["LABKIT_NSC_SERVICE_PORT"] = "0"
+os.environ["LABKIT_AUTH_PORT"] = "0"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,6 +38,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "home": home,
         "nats": {"port": 0, "monitor_port": 0},
         "nsc": {"service_port": 0},
+        "auth": {"port": 0},
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import requests
 
 from labkit.settings import Settings
 from labkit.stack import ComponentFailed, Stack, StackError, component_record
@@ -197,6 +198,7 @@ def test_cli_up_status_creds_down(tmp_path: Path) -> None:
         "LABKIT_NATS_PORT": "0",
         "LABKIT_NATS_MONITOR_PORT": "0",
         "LABKIT_NSC_SERVICE_PORT": "0",
+        "LABKIT_AUTH_PORT": "0",
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -217,6 +219,13 @@ def test_cli_up_status_creds_down(tmp_path: Path) -> None:
         assert state["nats"]["monitor_url"].startswith("http://")
         assert state["nsc"]["url"].startswith("http://")
         assert Path(state["nsc"]["token_file"]).is_file()
+        # The auth service runs as a stack process too, and answers over HTTP.
+        registered = requests.post(
+            state["auth"]["url"] + "/register",
+            json={"email": "cli@example.com", "password": "long enough"},
+            timeout=10,
+        )
+        assert registered.status_code == 201
         # The CLI has exited; the stack runs on until `down`.
         assert all(is_running(ProcessId(s["pid"], _start(s["pid"]))) for s in state.values())
 
@@ -237,7 +246,7 @@ def test_cli_up_status_creds_down(tmp_path: Path) -> None:
 
         down = cli("down")
         assert down.returncode == 0
-        assert "nsc, nats" in down.stdout
+        assert down.stdout.strip() == "stopped: auth, nsc, nats"
         assert all(_gone(s["pid"]) for s in state.values())
         assert cli("status").returncode == 3
     finally:
