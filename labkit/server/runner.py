@@ -1,0 +1,160 @@
+"""The application server: connects with its own credentials and serves a Router.
+
+Every route is subscribed in one queue group, so N replicas share the load.
+Handlers run concurrently up to a bound; SIGTERM/SIGINT drain gracefully: no new
+messages are taken, the ones already received are served, then it disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client, RawCredentials
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from labkit import __version__
+from labkit.client import user_of
+from labkit.server import services
+from labkit.server.dispatch import dispatch
+from labkit.server.injection import Headers
+from labkit.server.router import Route, Router
+from labkit.server.services import EndpointStats, ServiceIdentity
+from labkit.settings import Settings
+
+log = logging.getLogger("labkit.server")
+
+Resource = Callable[[Client], Awaitable[tuple[type, Any]]]
+
+
+class Server:
+    """Serve `router` on NATS until stopped."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        creds: str | None = None,
+        servers: str | list[str] | None = None,
+        settings: Settings | None = None,
+        queue: str = "labkit",
+        max_in_flight: int = 256,
+        name: str = "labkit",
+        resources: dict[type, Any] | None = None,
+        resource_factories: list[Resource] | None = None,
+    ) -> None:
+        self.router = router
+        self.settings = settings or Settings()
+        self._creds = creds
+        self._servers = servers
+        self.queue = queue
+        self.identity = ServiceIdentity(name=name, version=__version__, description=router.name)
+        self.resources: dict[type, Any] = dict(resources or {})
+        self._factories = list(resource_factories or [])
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._subscriptions: list[Subscription] = []
+        self.stats = {
+            route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
+        }
+        self.nc: Client | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect, create resources, subscribe every route and the discovery subjects."""
+        creds = self._creds or _server_creds(self.settings)
+        servers = self._servers or _nats_url(self.settings)
+        self.nc = await nats.connect(
+            servers,
+            user_credentials=RawCredentials(creds),
+            inbox_prefix=f"_INBOX.{user_of(creds)}",
+            name=f"{self.identity.name}-{self.identity.id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        for factory in self._factories:
+            kind, resource = await factory(self.nc)
+            self.resources[kind] = resource
+        for route in self.router.routes:
+            sub = await self.nc.subscribe(route.pattern, queue=self.queue, cb=self._receiver(route))
+            self._subscriptions.append(sub)
+        for subject in services.discovery_subjects(self.identity):
+            self._subscriptions.append(await self.nc.subscribe(subject, cb=self._discovery))
+        await self.nc.flush()
+        log.info("serving %d routes as %s", len(self.router.routes), self.identity.id)
+
+    async def stop(self) -> None:
+        """Drain: stop taking messages, finish the ones in hand, then disconnect."""
+        if self.nc is None or self.nc.is_closed:
+            return
+        for sub in self._subscriptions:
+            try:
+                await sub.drain()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # a connection lost while draining: finish what we can
+                log.warning("draining %s: %s", sub.subject, exc)
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        await self.nc.drain()
+        self._stopped.set()
+
+    async def serve_until_signalled(self) -> None:
+        """Start, then serve until SIGTERM or SIGINT, then drain (for `python -m`)."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("signal received: draining")
+        await self.stop()
+
+    def _receiver(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
+        async def receive(msg: Msg) -> None:
+            # Waiting here, not in the task, holds back this subscription: back-pressure.
+            await self._limit.acquire()
+            task = asyncio.create_task(self._serve(route, msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        return receive
+
+    async def _serve(self, route: Route, msg: Msg) -> None:
+        try:
+            outcome = await dispatch(
+                route,
+                msg.subject,
+                msg.data,
+                msg.reply or None,
+                msg.headers,
+                self._send,
+                self.resources,
+            )
+            self.stats[route.name].record(outcome.seconds, outcome.error)
+        finally:
+            self._limit.release()
+
+    async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
+        assert self.nc is not None
+        await self.nc.publish(subject, data, headers=headers)
+
+    async def _discovery(self, msg: Msg) -> None:
+        verb = services.verb_of(msg.subject)
+        if msg.reply:
+            await msg.respond(services.answer(verb, self.identity, list(self.stats.values())))
+
+
+def _server_creds(settings: Settings) -> str:
+    from labkit.nsc.wrapper import Nsc
+
+    return Nsc.from_settings(settings).server_creds()
+
+
+def _nats_url(settings: Settings) -> str:
+    from labkit.discovery import nats_url
+
+    return nats_url(settings)

@@ -1,0 +1,96 @@
+"""The NATS services API: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS` answers and endpoint stats.
+
+Standard NATS tooling (`nats micro ls`, `nats micro stats`) and notebooks can see
+a labkit server and its per-endpoint request count, error count and time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SRV_PREFIX = "$SRV"
+VERBS = ("PING", "INFO", "STATS")
+
+
+@dataclass
+class EndpointStats:
+    name: str
+    subject: str
+    queue_group: str
+    num_requests: int = 0
+    num_errors: int = 0
+    last_error: str = ""
+    processing_time_ns: int = 0
+
+    def record(self, seconds: float, error: str | None) -> None:
+        self.num_requests += 1
+        self.processing_time_ns += int(seconds * 1_000_000_000)
+        if error is not None:
+            self.num_errors += 1
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        average = self.processing_time_ns // self.num_requests if self.num_requests else 0
+        return {
+            "name": self.name,
+            "subject": self.subject,
+            "queue_group": self.queue_group,
+            "num_requests": self.num_requests,
+            "num_errors": self.num_errors,
+            "last_error": self.last_error,
+            "processing_time": self.processing_time_ns,
+            "average_processing_time": average,
+        }
+
+
+@dataclass
+class ServiceIdentity:
+    """Who answers: the service name, this instance's id, version and description."""
+
+    name: str
+    version: str
+    description: str = ""
+    id: str = field(default_factory=lambda: secrets.token_hex(11).upper())
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def discovery_subjects(identity: ServiceIdentity) -> list[str]:
+    """Every subject this instance answers: `$SRV.PING`, `$SRV.PING.<name>`, `...<id>`."""
+    subjects = []
+    for verb in VERBS:
+        subjects += [
+            f"{SRV_PREFIX}.{verb}",
+            f"{SRV_PREFIX}.{verb}.{identity.name}",
+            f"{SRV_PREFIX}.{verb}.{identity.name}.{identity.id}",
+        ]
+    return subjects
+
+
+def answer(verb: str, identity: ServiceIdentity, endpoints: list[EndpointStats]) -> bytes:
+    """The JSON answer to a discovery request, in the micro v1 schema."""
+    body: dict[str, Any] = {
+        "type": f"io.nats.micro.v1.{verb.lower()}_response",
+        "name": identity.name,
+        "id": identity.id,
+        "version": identity.version,
+        "metadata": {},
+    }
+    if verb == "INFO":
+        body["description"] = identity.description
+        body["endpoints"] = [
+            {"name": e.name, "subject": e.subject, "queue_group": e.queue_group, "metadata": {}}
+            for e in endpoints
+        ]
+    elif verb == "STATS":
+        body["started"] = identity.started.isoformat().replace("+00:00", "Z")
+        body["endpoints"] = [e.as_dict() for e in endpoints]
+    return json.dumps(body).encode()
+
+
+def verb_of(subject: str) -> str:
+    """`$SRV.STATS.labkit` -> `STATS`."""
+    return subject.split(".")[1]

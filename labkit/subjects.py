@@ -1,0 +1,67 @@
+"""Subject names and wildcard matching, in one place; pure functions.
+
+Identity on the bus is the first subject token (`alice.echo`): the server's
+permissions only let alice publish under `alice.`, so handlers can trust it.
+"""
+
+from __future__ import annotations
+
+from labkit.errors import LabkitError
+
+# Lab subjects, after the user's token: `<user>.echo`, `<peer>.inbox`, ...
+ECHO = "echo"
+ECHO_IDENTIFIED = "echo.identified"
+ECHO_CACHED = "echo.cached"
+PING = "ping"
+INBOX = "inbox"
+SEND_FILE = "send_file"
+TRANSFORM_FILE = "transform_file"
+
+
+class InvalidSubject(LabkitError, ValueError):
+    """A subject or pattern NATS would not accept."""
+
+
+def user_subject(user: str, lab_subject: str) -> str:
+    """`alice` + `echo` -> `alice.echo`."""
+    return f"{user}.{lab_subject}"
+
+
+def any_user(lab_subject: str) -> str:
+    """The pattern the server subscribes to for a lab: `*.echo`."""
+    return f"*.{lab_subject}"
+
+
+def first_token(subject: str) -> str:
+    return subject.split(".", 1)[0]
+
+
+def validate_pattern(pattern: str) -> str:
+    """Return `pattern` if it is a valid subscription subject (wildcards allowed)."""
+    if not pattern or pattern != pattern.strip():
+        raise InvalidSubject(f"subject {pattern!r} is empty or has surrounding spaces")
+    tokens = pattern.split(".")
+    for index, token in enumerate(tokens):
+        if not token:
+            raise InvalidSubject(f"subject {pattern!r} has an empty token (two dots in a row?)")
+        if any(c.isspace() for c in token):
+            raise InvalidSubject(f"subject {pattern!r} contains whitespace")
+        if token == ">" and index != len(tokens) - 1:
+            raise InvalidSubject(f"'>' must be the last token in {pattern!r}")
+        if len(token) > 1 and ("*" in token or ">" in token):
+            raise InvalidSubject(f"wildcards must be whole tokens in {pattern!r}")
+    return pattern
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """True when `subject` matches the NATS `pattern` (`*` one token, `>` the rest)."""
+    pattern_tokens = pattern.split(".")
+    subject_tokens = subject.split(".")
+    for index, token in enumerate(pattern_tokens):
+        if token == ">":
+            return len(subject_tokens) > index
+        if index >= len(subject_tokens):
+            return False
+        if token != "*" and token != subject_tokens[index]:
+            return False
+    return len(subject_tokens) == len(pattern_tokens)
