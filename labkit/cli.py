@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     creds.add_argument("--account", default=None)
     creds.set_defaults(handler=_creds)
 
+    server = commands.add_parser("server", help="start application server replicas")
+    server.add_argument("--replicas", type=int, default=None, help="how many (default: settings)")
+    server.add_argument("--json", action="store_true", help="print the state as JSON")
+    server.set_defaults(handler=_server)
+
     run = commands.add_parser("run", help="run every notebook in order, headless")
     run.add_argument("notebooks", nargs="*", help="only these notebook files")
     run.add_argument("--output-dir", default="build/notebooks")
@@ -61,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args: argparse.Namespace) -> int:
     stack = Stack(detach=True)
     stack.ensure(*args.components)
+    _print_state(stack, stack.status(), as_json=args.json)
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.replicas is not None:
+        if args.replicas < 1:
+            print("labkit: --replicas must be at least 1", file=sys.stderr)
+            return 2
+        settings.server.replicas = args.replicas
+    stack = Stack(settings, detach=True)
+    stack.ensure("server")
     _print_state(stack, stack.status(), as_json=args.json)
     return 0
 

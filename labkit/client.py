@@ -6,21 +6,19 @@ subscribe to, so every connection sets its inbox prefix from the user's name.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
+from google.protobuf.message import Message
 from nats.aio.client import Client, RawCredentials
 
 from labkit.discovery import nats_url
-from labkit.nsc import jwt
-from labkit.nsc.creds import parse_creds
+from labkit.nsc.creds import user_of
+from labkit.server.dispatch import error_from
+from labkit.server.errors import RemoteError
 from labkit.settings import Settings
 
-
-def user_of(creds: str) -> str:
-    """The user name inside creds text (the first token of its subjects)."""
-    user_jwt, _ = parse_creds(creds)
-    return str(jwt.decode(user_jwt)["name"])
+Response = TypeVar("Response", bound=Message)
 
 
 async def connect_as(
@@ -35,3 +33,18 @@ async def connect_as(
     return await nats.connect(
         servers or nats_url(settings), user_credentials=RawCredentials(creds), **options
     )
+
+
+async def request(
+    nc: Client,
+    subject: str,
+    message: Message,
+    response_type: type[Response],
+    timeout: float = 2.0,
+) -> Response:
+    """Send a protobuf request; the parsed reply, or RemoteError when the server refused it."""
+    reply = await nc.request(subject, message.SerializeToString(), timeout=timeout)
+    error = error_from(reply.headers, reply.data)
+    if error is not None:
+        raise RemoteError(error.code, error.message, error.subject)
+    return response_type.FromString(reply.data)

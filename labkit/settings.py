@@ -61,13 +61,16 @@ class NscSettings(BaseModel):
     # through the response permission, never through a publish right on _INBOX.>.
     server_user: str = "labkit_server"
     server_subscribe: list[str] = [
+        "_INBOX.{user}.>",
+        "$SRV.>",
         "*.echo",
         "*.echo.>",
         "*.ping",
         "*.send_file",
         "*.transform_file",
     ]
-    server_publish: list[str] = ["*.inbox"]
+    # The server owns the JetStream streams and KV buckets of the labs.
+    server_publish: list[str] = ["*.inbox", "$JS.API.>", "$KV.>", "$JS.ACK.>"]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
     service_host: str = "127.0.0.1"
@@ -105,6 +108,18 @@ class AuthSettings(BaseModel):
     login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
 
 
+class ServerSettings(BaseModel):
+    """The application server: replicas, concurrency, and the caching echo's cache."""
+
+    replicas: int = Field(1, ge=1, le=16)
+    queue: str = "labkit"
+    max_in_flight: int = Field(256, ge=1)
+    cache_backend: str = Field("memory", description="memory, or kv (a JetStream KV bucket)")
+    cache_ttl: Duration = Field(timedelta(seconds=5), gt=timedelta(0))
+    cache_max_entries: int = Field(10_000, ge=1)
+    cache_bucket: str = "labkit-cache"
+
+
 class StackSettings(BaseModel):
     """How the stack starts and stops its processes."""
 
@@ -129,6 +144,7 @@ class Settings(BaseSettings):
     nsc: NscSettings = NscSettings()
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
+    server: ServerSettings = ServerSettings()
     stack: StackSettings = StackSettings()
 
     @field_validator("home")

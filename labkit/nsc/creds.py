@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from labkit.nsc import jwt
 from labkit.nsc.errors import InvalidJwt
 
 _TEMPLATE = """-----BEGIN NATS USER JWT-----
@@ -34,3 +35,9 @@ def parse_creds(text: str) -> tuple[str, str]:
     if len(blocks) != 2:
         raise InvalidJwt("creds text must hold a user JWT block and a seed block")
     return blocks[0], blocks[1]
+
+
+def user_of(creds: str) -> str:
+    """The user name inside creds text (the first token of its subjects)."""
+    user_jwt, _ = parse_creds(creds)
+    return str(jwt.decode(user_jwt)["name"])

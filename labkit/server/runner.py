@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -19,7 +21,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from labkit import __version__
-from labkit.client import user_of
+from labkit.files import write_atomic
+from labkit.nsc.creds import user_of
 from labkit.server import services
 from labkit.server.dispatch import dispatch
 from labkit.server.injection import Headers
@@ -102,16 +105,25 @@ class Server:
         await self.nc.drain()
         self._stopped.set()
 
-    async def serve_until_signalled(self) -> None:
-        """Start, then serve until SIGTERM or SIGINT, then drain (for `python -m`)."""
-        await self.start()
+    async def serve_until_signalled(self, ready_file: Path | None = None) -> None:
+        """Start, then serve until SIGTERM or SIGINT, then drain (for `python -m`).
+
+        `ready_file` gets this process's pid once every route is subscribed.
+        """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("signal received: draining")
-        await self.stop()
+        await self.start()
+        if ready_file is not None:
+            write_atomic(ready_file, str(os.getpid()))
+        try:
+            await stop.wait()
+            log.info("signal received: draining")
+            await self.stop()
+        finally:
+            if ready_file is not None:
+                ready_file.unlink(missing_ok=True)
 
     def _receiver(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
         async def receive(msg: Msg) -> None:

@@ -36,9 +36,19 @@ class Component(ABC):
     description: ClassVar[str] = ""
     # Components that must run for this one to be useful; `ensure` starts them too.
     requires: ClassVar[tuple[str, ...]] = ()
+    # Those it needs while starting (it reads their endpoints from the state file);
+    # the others start in parallel with it.
+    starts_after: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, instance: str | None = None) -> None:
         self.settings = settings
+        # "server", or "server#2" for the second replica of a replicated component.
+        self.instance = instance or self.name
+
+    @classmethod
+    def instances(cls, settings: Settings) -> int:
+        """How many processes of this kind the settings ask for (replicas)."""
+        return 1
 
     @abstractmethod
     def prepare(self, ports: PortAllocator) -> Launch:
@@ -91,4 +101,14 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
 def _load_builtin_components() -> None:
     # Imported for their @register side effect; kept here so importing the stack
     # registers every built-in component exactly once.
-    from labkit.stack import auth_service, nats_server, nsc_service  # noqa: F401
+    from labkit.stack import app_server, auth_service, nats_server, nsc_service  # noqa: F401
+
+
+def base_name(instance: str) -> str:
+    """`server#2` -> `server`."""
+    return instance.split("#", 1)[0]
+
+
+def instance_names(kind: type[Component], settings: Settings) -> list[str]:
+    """`server`, `server#2`, ... as many as the settings ask for."""
+    return [kind.name] + [f"{kind.name}#{n}" for n in range(2, kind.instances(settings) + 1)]

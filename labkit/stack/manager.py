@@ -19,7 +19,7 @@ from typing import Any
 
 from labkit.settings import Settings
 from labkit.stack import process
-from labkit.stack.component import Component, Launch, registered
+from labkit.stack.component import Component, Launch, base_name, instance_names, registered
 from labkit.stack.errors import ComponentFailed, StackError
 from labkit.stack.ports import PortAllocator
 from labkit.stack.process import ProcessId
@@ -87,17 +87,26 @@ class Stack:
         return {name: self._status_of(name, records) for name in wanted}
 
     def status(self) -> dict[str, ComponentStatus]:
-        """Every registered component's live status (health is checked now)."""
+        """Every component's live status (health is checked now), replicas included."""
         records = load_records(self.paths.state_file)
-        return {name: self._status_of(name, records) for name in self._kinds}
+        names = [name for kind in self._kinds for name in self._instances_of(kind, records)]
+        return {name: self._status_of(name, records) for name in names}
 
     def down(self, *names: str) -> list[str]:
-        """Stop the named components (all when none named); the names actually stopped."""
+        """Stop the named components (all when none named) and what needs them."""
         stopped = []
         with self._locked():
             records = load_records(self.paths.state_file)
-            targets = names or tuple(reversed(list(self._kinds)))
-            for name in self._dependents_first(targets):
+            exact = [name for name in names if "#" in name]
+            kinds = {base_name(name) for name in names if "#" not in name}
+            if not names:
+                kinds = set(self._kinds)
+            targets = [
+                instance
+                for kind in self._dependents_first(kinds)
+                for instance in reversed(self._instances_of(kind, records))
+            ]
+            for name in [*exact, *targets]:
                 if self._stop_record(name, records):
                     stopped.append(name)
             save_records(self.paths.state_file, self.paths.home, records)
@@ -136,10 +145,16 @@ class Stack:
     # internals
     def _component(self, name: str) -> Component:
         try:
-            return self._kinds[name](self.settings)
+            return self._kinds[base_name(name)](self.settings, instance=name)
         except KeyError:
             known = ", ".join(self._kinds)
             raise StackError(f"unknown component {name!r}; known components: {known}") from None
+
+    def _instances_of(self, kind: str, records: Records) -> list[str]:
+        """The instances the settings ask for, plus any other replica still recorded."""
+        expected = instance_names(self._kinds[kind], self.settings)
+        extra = [n for n in records if base_name(n) == kind and n not in expected]
+        return expected + sorted(extra, key=lambda n: int(n.partition("#")[2] or 0))
 
     def _with_requirements(self, names: Iterable[str]) -> list[str]:
         result: list[str] = []
@@ -147,16 +162,18 @@ class Stack:
         def visit(name: str) -> None:
             for required in self._component(name).requires:
                 visit(required)
-            if name not in result:
-                result.append(name)
+            kind = self._kinds[base_name(name)]
+            for instance in [name] if "#" in name else instance_names(kind, self.settings):
+                if instance not in result:
+                    result.append(instance)
 
         for name in names:
             visit(name)
         return result
 
-    def _dependents_first(self, names: Iterable[str]) -> list[str]:
+    def _dependents_first(self, kinds: Iterable[str]) -> list[str]:
         # Stopping a component stops what requires it first (e.g. nats -> nsc too).
-        chosen = set(names)
+        chosen = set(kinds)
         changed = True
         while changed:
             changed = False
@@ -175,8 +192,25 @@ class Stack:
 
     def _start(self, names: list[str], records: Records) -> None:
         ports = PortAllocator(self.settings.nats.host)
+        pending = list(names)
+        while pending:
+            # A wave: every pending component whose start-up dependencies are not pending.
+            waiting_kinds = {base_name(name) for name in pending}
+            wave = [
+                name
+                for name in pending
+                if not waiting_kinds.intersection(self._component(name).starts_after)
+            ]
+            if not wave:
+                raise StackError(f"start-up dependencies form a cycle among {pending}")
+            self._start_wave(wave, ports, records)
+            # Saved at once: the next wave's processes find their endpoints in it.
+            save_records(self.paths.state_file, self.paths.home, records)
+            pending = [name for name in pending if name not in wave]
+
+    def _start_wave(self, names: list[str], ports: PortAllocator, records: Records) -> None:
         launches: dict[str, tuple[Launch, ProcessId]] = {}
-        # Start all, then wait for all: components boot in parallel.
+        # Start all, then wait for all: components of a wave boot in parallel.
         for name in names:
             launch = self._component(name).prepare(ports)
             launches[name] = (launch, self._spawn(name, launch))

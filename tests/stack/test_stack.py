@@ -246,7 +246,7 @@ def test_cli_up_status_creds_down(tmp_path: Path) -> None:
 
         down = cli("down")
         assert down.returncode == 0
-        assert down.stdout.strip() == "stopped: auth, nsc, nats"
+        assert down.stdout.strip() == "stopped: server, auth, nsc, nats"
         assert all(_gone(s["pid"]) for s in state.values())
         assert cli("status").returncode == 3
     finally:

@@ -1,0 +1,40 @@
+"""Caching echo: `<user>.echo.cached` answers the same message identically for a while.
+
+The reply says when it was made; asked again within the cache TTL (5 s by
+default, LABKIT_SERVER_CACHE_TTL) the server returns the cached reply, after it a
+fresh one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+
+from labkit.client import request
+from labkit.protocol import EchoRequest, EchoResponse
+from labkit.server.cache import Cache
+from labkit.server.injection import CurrentUser
+from labkit.server.router import Router
+from labkit.subjects import ECHO_CACHED, any_user, user_subject
+
+router = Router("caching")
+
+
+@router.subscribe(any_user(ECHO_CACHED))
+async def cached_echo(request: EchoRequest, user: CurrentUser, cache: Cache) -> EchoResponse:
+    key = f"{user}\x00{request.message}"  # one cache entry per user and message
+    cached = await cache.get(key)
+    if cached is not None:
+        return EchoResponse.FromString(cached)
+    made_at = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+    response = EchoResponse(message=f"echo {request.message} (made at {made_at})")
+    await cache.set(key, response.SerializeToString())
+    return response
+
+
+async def send_cached_echo(nc: Client, user: str, text: str, timeout: float = 2.0) -> str:
+    answer = await request(
+        nc, user_subject(user, ECHO_CACHED), EchoRequest(message=text), EchoResponse, timeout
+    )
+    return answer.message

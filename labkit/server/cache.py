@@ -1,0 +1,141 @@
+"""The cache handlers get by asking for `Cache`: one interface, two backends.
+
+- `memory`: in this process, bounded (least recently used entries go first).
+- `kv`: a JetStream key-value bucket, so every replica shares one cache.
+
+Entries expire `ttl` seconds after they were set, exactly: each stored value
+carries its own time, so a bucket's coarser expiry never serves a stale entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyNotFoundError
+
+from labkit.server.injection import register_dependency
+from labkit.settings import ServerSettings
+
+Clock = Callable[[], float]
+_STAMP = struct.Struct("!d")
+
+
+class Cache(ABC):
+    """Bytes by key, each entry for `ttl` seconds."""
+
+    def __init__(self, ttl: float, clock: Clock = time.time) -> None:
+        self.ttl = ttl
+        self._clock = clock
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value set less than `ttl` seconds ago, else None."""
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes) -> None:
+        """Store `value` under `key` from now on."""
+
+
+class MemoryCache(Cache):
+    """An in-process cache that keeps at most `max_entries` entries."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000, clock: Clock = time.time) -> None:
+        super().__init__(ttl, clock)
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, value = entry
+        if self._clock() - stored_at >= self.ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: bytes) -> None:
+        self._entries[key] = (self._clock(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class KeyValueCache(Cache):
+    """A cache in a JetStream key-value bucket (created with a TTL), shared by replicas."""
+
+    def __init__(self, kv: Any, ttl: float, clock: Clock = time.time) -> None:
+        super().__init__(ttl, clock)
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, nc: Client, bucket: str, ttl: float, *, replicas: int = 1) -> KeyValueCache:
+        """Create the bucket if needed (idempotent) and return a cache on it."""
+        js = nc.jetstream()
+        config = KeyValueConfig(
+            bucket=bucket, ttl=ttl, history=1, storage=StorageType.MEMORY, replicas=replicas
+        )
+        kv = await js.create_key_value(config)
+        return cls(kv, ttl)
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            entry = await self._kv.get(_kv_key(key))
+        except KeyNotFoundError:
+            return None
+        raw = entry.value or b""
+        if len(raw) < _STAMP.size:
+            return None
+        (stored_at,) = _STAMP.unpack_from(raw)
+        if self._clock() - stored_at >= self.ttl:
+            return None
+        return bytes(raw[_STAMP.size :])
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self._kv.put(_kv_key(key), _STAMP.pack(self._clock()) + value)
+
+
+def _kv_key(key: str) -> str:
+    # KV keys allow few characters; a digest keeps any message usable as a key.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+CacheFactory = Callable[[Client, ServerSettings], Awaitable[Cache]]
+
+
+async def _memory(_nc: Client, settings: ServerSettings) -> Cache:
+    return MemoryCache(settings.cache_ttl.total_seconds(), settings.cache_max_entries)
+
+
+async def _kv(nc: Client, settings: ServerSettings) -> Cache:
+    return await KeyValueCache.open(nc, settings.cache_bucket, settings.cache_ttl.total_seconds())
+
+
+CACHE_BACKENDS: dict[str, CacheFactory] = {"memory": _memory, "kv": _kv}
+
+
+async def open_cache(nc: Client, settings: ServerSettings) -> Cache:
+    """The cache backend the settings name (LABKIT_SERVER_CACHE_BACKEND)."""
+    try:
+        factory = CACHE_BACKENDS[settings.cache_backend]
+    except KeyError:
+        known = ", ".join(CACHE_BACKENDS)
+        raise ValueError(
+            f"unknown cache backend {settings.cache_backend!r}; choose one of: {known}"
+        ) from None
+    return await factory(nc, settings)
+
+
+register_dependency(Cache)
