@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from nats.aio.client import Client
+
 from labkit.labs import caching, echo, ping_pong
+from labkit.labs.directory import NscDirectory, UserDirectory
+from labkit.nsc.wrapper import Nsc
+from labkit.server.cache import Cache, open_cache
 from labkit.server.router import Router
+from labkit.server.runner import Server
+from labkit.settings import Settings
 
 
 def lab_router() -> Router:
@@ -12,3 +21,21 @@ def lab_router() -> Router:
     for lab in (echo, caching, ping_pong):
         app.include_router(lab.router)
     return app
+
+
+def lab_server(settings: Settings | None = None, **options: Any) -> Server:
+    """The lab server as the stack runs it: cache from settings, users from the NSC store."""
+    settings = settings or Settings()
+
+    async def cache(nc: Client) -> tuple[type, Any]:
+        return Cache, await open_cache(nc, settings.server)
+
+    options.setdefault("queue", settings.server.queue)
+    options.setdefault("max_in_flight", settings.server.max_in_flight)
+    return Server(
+        lab_router(),
+        settings=settings,
+        resources={UserDirectory: NscDirectory(Nsc.from_settings(settings))},
+        resource_factories=[cache],
+        **options,
+    )
