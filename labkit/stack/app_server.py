@@ -36,11 +36,7 @@ class AppServer(Component):
         return Launch(
             argv=[sys.executable, "-m", "labkit.server"],
             record={"instance": self.instance, "ready_file": str(ready)},
-            env={
-                "LABKIT_HOME": str(self.settings.home),
-                "LABKIT_NSC_STORE_DIR": str(self.settings.paths.nsc_store),
-                READY_FILE_ENV: str(ready),
-            },
+            env={**self.child_env(), READY_FILE_ENV: str(ready)},
         )
 
     def is_healthy(self, record: Record) -> bool:

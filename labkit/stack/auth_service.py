@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
-from labkit.stack.component import Component, Launch, Record, http_ok, register
-from labkit.stack.ports import PortAllocator
+from labkit.stack.component import PythonHttpService, register
 
 
 @register
-class AuthService(Component):
+class AuthService(PythonHttpService):
     """Flask + flask-jwt-extended; logins get NATS creds from the NSC service."""
 
     name = "auth"
     description = "auth service (/register, /login)"
     requires = ("nats", "nsc")
+    module = "labkit.auth.app"
 
-    def prepare(self, ports: PortAllocator) -> Launch:
-        auth = self.settings.auth
-        port = ports.take(auth.port)
-        return Launch(
-            argv=[
-                sys.executable,
-                "-m",
-                "labkit.auth.app",
-                "--host",
-                auth.host,
-                "--port",
-                str(port),
-            ],
-            record={"url": f"http://{auth.host}:{port}"},
-            env={"LABKIT_HOME": str(self.settings.home)},
-        )
-
-    def is_healthy(self, record: Record) -> bool:
-        return http_ok(f"{record['url']}/healthz")
+    def address(self) -> tuple[str, int]:
+        return self.settings.auth.host, self.settings.auth.port

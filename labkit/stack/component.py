@@ -8,6 +8,7 @@ themselves here without touching the existing ones.
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
@@ -58,9 +59,39 @@ class Component(ABC):
     def is_healthy(self, record: Record) -> bool:
         """A quick check (well under a second) that the running process serves."""
 
+    def child_env(self) -> dict[str, str]:
+        """The environment a labkit child process needs to find this data directory."""
+        return {
+            "LABKIT_HOME": str(self.settings.home),
+            "LABKIT_NSC_STORE_DIR": str(self.settings.paths.nsc_store),
+        }
+
     def public(self, record: Record) -> Record:
         """What `status` shows of the record (urls, paths); pid and state are added."""
         return {key: value for key, value in record.items() if not key.startswith("_")}
+
+
+class PythonHttpService(Component):
+    """A labkit HTTP service run as `python -m <module> --host H --port P`, with /healthz."""
+
+    module: ClassVar[str]
+
+    @abstractmethod
+    def address(self) -> tuple[str, int]:
+        """The host and the preferred port (a taken port is replaced)."""
+
+    def extra_record(self) -> Record:
+        return {}
+
+    def prepare(self, ports: PortAllocator) -> Launch:
+        host, preferred = self.address()
+        port = ports.take(preferred)
+        argv = [sys.executable, "-m", self.module, "--host", host, "--port", str(port)]
+        record = {"url": f"http://{host}:{port}", **self.extra_record()}
+        return Launch(argv=argv, record=record, env=self.child_env())
+
+    def is_healthy(self, record: Record) -> bool:
+        return http_ok(f"{record['url']}/healthz")
 
 
 _registry: dict[str, type[Component]] = {}
