@@ -8,11 +8,16 @@ components instead of starting its own.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from labkit.errors import LabkitError
 from labkit.stack import Stack
@@ -20,6 +25,7 @@ from labkit.stack import Stack
 NOTEBOOKS_DIR = Path("notebooks")
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
+LAB_GRACE_SECONDS = 5.0
 LAB_STOP_TIMEOUT = 15.0
 CELL_TIMEOUT = 300  # seconds; a stuck cell fails its notebook instead of hanging the run
 
@@ -69,16 +75,17 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
     _share_data_dir(stack)
     stack.ensure()
     results: list[NotebookResult] = []
-    try:
-        width = max(len(path.name) for path in paths)
-        print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
-        for path in paths:
-            result = run_notebook(path, output / path.name)
-            results.append(result)
-            outcome = "ok" if result.ok else "failed"
-            print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
-    finally:
-        stack.down()
+    with _stop_cleanly_on_sigterm():
+        try:
+            width = max(len(path.name) for path in paths)
+            print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
+            for path in paths:
+                result = run_notebook(path, output / path.name)
+                results.append(result)
+                outcome = "ok" if result.ok else "failed"
+                print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
+        finally:
+            stack.down()
     failed = [result for result in results if not result.ok]
     for result in failed:
         print(f"\n{result.notebook.name} failed: {result.error}")
@@ -131,15 +138,16 @@ def run_lab(port: int = 8888) -> int:
     ]
     if os.geteuid() == 0:
         argv.append("--allow-root")
-    try:
-        lab = subprocess.Popen(argv)
+    with _stop_cleanly_on_sigterm():
         try:
-            return lab.wait()
-        except KeyboardInterrupt:
-            _stop_lab(lab)
-            return 0
-    finally:
-        stack.down()
+            lab = subprocess.Popen(argv)
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                _stop_lab(lab)
+                return 0
+        finally:
+            stack.down()
 
 
 def _all_notebooks() -> list[Path]:
@@ -156,12 +164,32 @@ def _share_data_dir(stack: Stack) -> None:
     os.environ["LABKIT_HOME"] = str(stack.settings.home)
 
 
-def _stop_lab(lab: subprocess.Popen[bytes]) -> None:
-    # The terminal's Ctrl-C reached JupyterLab too; SIGTERM makes sure it stops its
-    # kernels, SIGKILL if it takes too long or the user presses Ctrl-C again.
-    lab.terminate()
+@contextmanager
+def _stop_cleanly_on_sigterm() -> Iterator[None]:
+    # `kill`, `timeout` or a container stop send SIGTERM, which would end Python without
+    # running `finally`: treat it like Ctrl-C so JupyterLab, kernels and stack stop too.
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        lab.wait(timeout=LAB_STOP_TIMEOUT)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_lab(lab: subprocess.Popen[bytes]) -> None:
+    # A terminal's Ctrl-C reached JupyterLab too and it is stopping its kernels: give it
+    # a moment, then SIGTERM, then SIGKILL (at once if the user presses Ctrl-C again).
+    try:
+        try:
+            lab.wait(timeout=LAB_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            lab.terminate()
+            lab.wait(timeout=LAB_STOP_TIMEOUT)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         lab.kill()
         lab.wait()

@@ -120,6 +120,24 @@ class ServerSettings(BaseModel):
     cache_bucket: str = "labkit-cache"
 
 
+class S3Settings(BaseModel):
+    """The object store: the embedded S3-compatible server, or any S3 endpoint (MinIO)."""
+
+    endpoint: str | None = Field(
+        None, description="host:port of an S3 endpoint to use instead of the embedded one"
+    )
+    access_key: str | None = Field(None, description="generated for the embedded server")
+    secret_key: str | None = Field(None, description="generated for the embedded server")
+    region: str = "us-east-1"
+    secure: bool = Field(False, description="use TLS (https) for the endpoint")
+    host: str = "127.0.0.1"
+    port: int = Field(9000, ge=0, le=65535, description="the embedded server's preferred port")
+    bucket_prefix: str = Field("labkit-", description="each user's bucket is <prefix><user>")
+    url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
+    max_image_pixels: int = Field(25_000_000, ge=1)
+    max_image_bytes: int = Field(20 * 1024**2, ge=1)
+
+
 class StackSettings(BaseModel):
     """How the stack starts and stops its processes."""
 
@@ -145,6 +163,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     server: ServerSettings = ServerSettings()
+    s3: S3Settings = S3Settings()
     stack: StackSettings = StackSettings()
 
     @field_validator("home")
@@ -172,6 +191,8 @@ class DataPaths:
         self.nsc_token_file = self.secrets_dir / "nsc-service.token"
         self.auth_secret_file = self.secrets_dir / "auth-jwt.secret"
         self.auth_database = home / "auth.db"
+        self.objects_dir = home / "objects"
+        self.s3_keys_file = self.secrets_dir / "s3-keys.json"
 
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
