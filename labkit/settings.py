@@ -132,7 +132,7 @@ class S3Settings(BaseModel):
     secure: bool = Field(False, description="use TLS (https) for the endpoint")
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=0, le=65535, description="the embedded server's preferred port")
-    bucket_prefix: str = Field("labkit-", description="each user's bucket is <prefix><user>")
+    bucket: str = Field("labkit-files", description="one bucket; each user has a prefix in it")
     url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
     max_image_pixels: int = Field(25_000_000, ge=1)
     max_image_bytes: int = Field(20 * 1024**2, ge=1)
