@@ -52,8 +52,16 @@ class NscSettings(BaseModel):
     store_dir: Path | None = Field(None, description="keystore; default <home>/nsc")
     operator: str = "labkit"
     account: str = "labkit"
-    # Templates for a user's permissions: "{user}" becomes the user's name.
-    user_publish: list[str] = ["{user}.>"]
+    # Templates for a user's permissions: "{user}" becomes the user's name. Besides its
+    # own subjects, a user may create, read and ack exactly one JetStream consumer: its
+    # stream echo replies (persistence lab); never the stream itself or others' consumers.
+    user_publish: list[str] = [
+        "{user}.>",
+        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.reply-{user}.{user}.echo.stream.reply",
+        "$JS.API.CONSUMER.INFO.ECHO_STREAM.reply-{user}",
+        "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.reply-{user}",
+        "$JS.ACK.ECHO_STREAM.reply-{user}.>",
+    ]
     user_subscribe: list[str] = ["{user}.>", "_INBOX.{user}.>"]
     # How many replies a user may send to a request it received (response permission).
     user_response_max: int = Field(0, ge=0)
@@ -70,7 +78,13 @@ class NscSettings(BaseModel):
         "*.transform_file",
     ]
     # The server owns the JetStream streams and KV buckets of the labs.
-    server_publish: list[str] = ["*.inbox", "$JS.API.>", "$KV.>", "$JS.ACK.>"]
+    server_publish: list[str] = [
+        "*.inbox",
+        "*.echo.stream.reply",
+        "$JS.API.>",
+        "$KV.>",
+        "$JS.ACK.>",
+    ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
     service_host: str = "127.0.0.1"
@@ -138,6 +152,18 @@ class S3Settings(BaseModel):
     max_image_bytes: int = Field(20 * 1024**2, ge=1)
 
 
+class StreamSettings(BaseModel):
+    """The JetStream stream the application server owns for the persistence lab."""
+
+    name: str = Field("ECHO_STREAM", description="also named in the user permission templates")
+    max_age: Duration = Field(timedelta(days=7), gt=timedelta(0))
+    max_bytes: int = Field(256 * 1024**2, gt=0)
+    duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
+    # How long the server may take before an unacknowledged request is redelivered.
+    ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))
+    replicas: int = Field(1, ge=1, le=5)
+
+
 class StackSettings(BaseModel):
     """How the stack starts and stops its processes."""
 
@@ -164,6 +190,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     server: ServerSettings = ServerSettings()
     s3: S3Settings = S3Settings()
+    stream: StreamSettings = StreamSettings()
     stack: StackSettings = StackSettings()
 
     @field_validator("home")

@@ -14,6 +14,9 @@ ECHO_IDENTIFIED = "echo.identified"
 ECHO_CACHED = "echo.cached"
 PING = "ping"
 INBOX = "inbox"
+ECHO_STREAM = "echo.stream"
+# A persisted request's reply goes to `<request subject>.reply`.
+REPLY_SUFFIX = "reply"
 SEND_FILE = "send_file"
 TRANSFORM_FILE = "transform_file"
 

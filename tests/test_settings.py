@@ -33,7 +33,7 @@ def test_defaults(clean_env: Path) -> None:
     assert settings.nsc.credential_expiry == SIX_MONTHS == timedelta(days=183)
     assert settings.nsc.operator == "labkit"
     assert settings.nsc.account == "labkit"
-    assert settings.nsc.user_publish == ["{user}.>"]
+    assert settings.nsc.user_publish[0] == "{user}.>"
     assert settings.nsc.user_subscribe == ["{user}.>", "_INBOX.{user}.>"]
     assert settings.nsc.user_response_max == 0
     assert settings.stack.startup_timeout == 15.0

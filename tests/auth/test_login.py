@@ -9,6 +9,7 @@ import requests
 from labkit.nsc import jwt
 from labkit.nsc.creds import parse_creds
 from tests.auth.conftest import PASSWORD, AuthServer, ServeAuth
+from tests.permissions import user_publish_permissions
 
 
 def test_login_returns_tokens_and_nats_creds(auth: AuthServer, email: str) -> None:
@@ -22,11 +23,11 @@ def test_login_returns_tokens_and_nats_creds(auth: AuthServer, email: str) -> No
     assert body["access_token"] and body["refresh_token"]
     nats = body["nats"]
     assert nats["servers"] == [_nats_url(auth)]
-    assert nats["publish"] == [f"{user_id}.>"]
+    assert nats["publish"] == user_publish_permissions(user_id)
     assert nats["subscribe"] == [f"{user_id}.>", f"_INBOX.{user_id}.>"]
     claims = jwt.verify(parse_creds(nats["creds"])[0])
     assert claims["name"] == user_id
-    assert claims["nats"]["pub"]["allow"] == [f"{user_id}.>"]
+    assert claims["nats"]["pub"]["allow"] == user_publish_permissions(user_id)
     assert "_INBOX.>" not in claims["nats"]["sub"]["allow"]
     assert ">" not in claims["nats"]["sub"]["allow"]
     # Six months (183 days) by default.

@@ -14,6 +14,7 @@ import requests
 from labkit.nsc.creds import parse_creds
 from labkit.nsc.jwt import verify
 from labkit.stack import Stack
+from tests.permissions import user_publish_permissions
 
 Call = Callable[..., requests.Response]
 
@@ -106,7 +107,7 @@ def test_new_user_returns_creds_with_its_own_permissions(call: Call) -> None:
     user_jwt, seed = parse_creds(body["creds"])
     assert seed.startswith("SU")
     assert verify(user_jwt)["name"] == "svc-carol"
-    assert body["permissions"]["publish"] == ["svc-carol.>"]
+    assert body["permissions"]["publish"] == user_publish_permissions("svc-carol")
     assert body["permissions"]["subscribe"] == ["svc-carol.>", "_INBOX.svc-carol.>"]
 
 

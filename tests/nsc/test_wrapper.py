@@ -17,6 +17,7 @@ from labkit.nsc.errors import Conflict, InvalidName, NotFound
 from labkit.nsc.keys import KeyKind
 from labkit.nsc.wrapper import SYSTEM_ACCOUNT, SYSTEM_USER, Nsc
 from labkit.settings import SIX_MONTHS, NscSettings, Settings
+from tests.permissions import user_publish_permissions
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -211,9 +212,11 @@ def test_create_user_defaults(nsc: Nsc) -> None:
     assert user["nats"]["issuer_account"] == setup.account_key
     assert user["nats"]["version"] == 2
 
-    assert user["nats"]["pub"] == {"allow": ["alice.>"]}
+    assert user["nats"]["pub"] == {"allow": user_publish_permissions("alice")}
     assert user["nats"]["sub"] == {"allow": ["alice.>", "_INBOX.alice.>"]}
-    assert issued.permissions == Permissions(("alice.>",), ("alice.>", "_INBOX.alice.>"))
+    assert issued.permissions == Permissions(
+        tuple(user_publish_permissions("alice")), ("alice.>", "_INBOX.alice.>")
+    )
     everything = user["nats"]["pub"]["allow"] + user["nats"]["sub"]["allow"]
     assert "_INBOX.>" not in everything
     assert ">" not in everything
@@ -310,7 +313,7 @@ def test_issued_user_as_dict(nsc: Nsc) -> None:
     assert data["public_key"] == issued.public_key
     assert issued.expires_at is not None
     assert data["expires_at"] == issued.expires_at.isoformat()
-    assert data["permissions"]["publish"] == ["alice.>"]
+    assert data["permissions"]["publish"] == user_publish_permissions("alice")
 
 
 # edit_user
