@@ -57,7 +57,9 @@ class NscSettings(BaseModel):
     # stream echo replies (persistence lab); never the stream itself or others' consumers.
     user_publish: list[str] = [
         "{user}.>",
-        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.reply-{user}.{user}.echo.stream.reply",
+        # The server checks permissions after the account's subject mapping (below).
+        "persist.{user}.echo.stream",
+        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.reply-{user}.persist.{user}.echo.stream.reply",
         "$JS.API.CONSUMER.INFO.ECHO_STREAM.reply-{user}",
         "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.reply-{user}",
         "$JS.ACK.ECHO_STREAM.reply-{user}.>",
@@ -65,6 +67,12 @@ class NscSettings(BaseModel):
     user_subscribe: list[str] = ["{user}.>", "_INBOX.{user}.>"]
     # How many replies a user may send to a request it received (response permission).
     user_response_max: int = Field(0, ge=0)
+    # Subject mappings of the account. JetStream cannot capture subjects that start with
+    # a wildcard (they overlap its API), so persisted subjects get a literal first token.
+    account_mappings: dict[str, str] = {
+        "*.echo.stream": "persist.{{wildcard(1)}}.echo.stream",
+        "*.echo.stream.reply": "persist.{{wildcard(1)}}.echo.stream.reply",
+    }
     # The application server's own user: it reads every user's lab subjects and answers
     # through the response permission, never through a publish right on _INBOX.>.
     server_user: str = "labkit_server"
@@ -80,7 +88,7 @@ class NscSettings(BaseModel):
     # The server owns the JetStream streams and KV buckets of the labs.
     server_publish: list[str] = [
         "*.inbox",
-        "*.echo.stream.reply",
+        "persist.*.echo.stream.reply",
         "$JS.API.>",
         "$KV.>",
         "$JS.ACK.>",
@@ -155,13 +163,18 @@ class S3Settings(BaseModel):
 class StreamSettings(BaseModel):
     """The JetStream stream the application server owns for the persistence lab."""
 
-    name: str = Field("ECHO_STREAM", description="also named in the user permission templates")
     max_age: Duration = Field(timedelta(days=7), gt=timedelta(0))
     max_bytes: int = Field(256 * 1024**2, gt=0)
     duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
     # How long the server may take before an unacknowledged request is redelivered.
     ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))
     replicas: int = Field(1, ge=1, le=5)
+
+
+class BufferSettings(BaseModel):
+    """The client-side durable outbox (labkit.buffer): an SQLite file on the client's machine."""
+
+    path: Path | None = Field(None, description="outbox file; default <home>/client/outbox.db")
 
 
 class StackSettings(BaseModel):
@@ -191,6 +204,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     s3: S3Settings = S3Settings()
     stream: StreamSettings = StreamSettings()
+    buffer: BufferSettings = BufferSettings()
     stack: StackSettings = StackSettings()
 
     @field_validator("home")
@@ -200,15 +214,18 @@ class Settings(BaseSettings):
 
     @cached_property
     def paths(self) -> DataPaths:
-        return DataPaths(self.home, self.nsc.store_dir)
+        return DataPaths(self.home, self.nsc.store_dir, self.buffer.path)
 
 
 class DataPaths:
     """Where each piece of state lives inside the data directory."""
 
-    def __init__(self, home: Path, nsc_store: Path | None = None) -> None:
+    def __init__(
+        self, home: Path, nsc_store: Path | None = None, outbox_file: Path | None = None
+    ) -> None:
         self.home = home
         self.nsc_store = (nsc_store or home / "nsc").expanduser().resolve()
+        self.outbox_file = (outbox_file or home / "client" / "outbox.db").expanduser().resolve()
         self.state_file = home / "state.json"
         self.lock_file = home / "stack.lock"
         self.run_dir = home / "run"

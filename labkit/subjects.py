@@ -15,8 +15,25 @@ ECHO_CACHED = "echo.cached"
 PING = "ping"
 INBOX = "inbox"
 ECHO_STREAM = "echo.stream"
+# The stream the server owns for it; the user permission templates name it too.
+ECHO_STREAM_NAME = "ECHO_STREAM"
 # A persisted request's reply goes to `<request subject>.reply`.
 REPLY_SUFFIX = "reply"
+# The account maps `<user>.echo.stream[.reply]` to `persist.<user>.echo.stream[.reply]`
+# (NscSettings.account_mappings): the stream stores them under this first token.
+PERSIST_PREFIX = "persist"
+
+
+def stored(subject: str) -> str:
+    """Where the account mapping puts a persisted subject: `persist.alice.echo.stream`."""
+    return f"{PERSIST_PREFIX}.{subject}"
+
+
+def unstored(subject: str) -> str:
+    """The subject the user published on, from the subject a stream stored."""
+    return subject.removeprefix(f"{PERSIST_PREFIX}.")
+
+
 SEND_FILE = "send_file"
 TRANSFORM_FILE = "transform_file"
 

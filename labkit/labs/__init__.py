@@ -6,9 +6,10 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from labkit.labs import caching, echo, ping_pong
+from labkit.labs import caching, echo, files, ping_pong, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
 from labkit.nsc.wrapper import Nsc
+from labkit.objects.transforms import ImageLimits
 from labkit.server.cache import Cache, open_cache
 from labkit.server.router import Router
 from labkit.server.runner import Server
@@ -18,7 +19,7 @@ from labkit.settings import Settings
 def lab_router() -> Router:
     """Every lab's routes, as the application server serves them."""
     app = Router("labkit labs")
-    for lab in (echo, caching, ping_pong):
+    for lab in (echo, caching, ping_pong, stream_echo, files):
         app.include_router(lab.router)
     return app
 
@@ -35,7 +36,11 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
     return Server(
         lab_router(),
         settings=settings,
-        resources={UserDirectory: NscDirectory(Nsc.from_settings(settings))},
-        resource_factories=[cache],
+        resources={
+            UserDirectory: NscDirectory(Nsc.from_settings(settings)),
+            ImageLimits: files.image_limits(settings.s3),
+        },
+        resource_factories=[cache, files.object_store_resource(settings)],
+        streams=[stream_echo.echo_stream_config(settings.stream)],
         **options,
     )

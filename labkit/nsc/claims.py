@@ -74,6 +74,7 @@ def account_claims(
     signing_keys: Iterable[str] = (),
     jetstream: bool = True,
     revocations: Mapping[str, int] | None = None,
+    mappings: Mapping[str, str] | None = None,
     system: bool = False,
 ) -> Claims:
     """Account claims; JetStream is enabled by giving it unlimited storage."""
@@ -104,6 +105,11 @@ def account_claims(
         nats["signing_keys"] = list(signing_keys)
     if revocations:
         nats["revocations"] = dict(sorted(revocations.items()))
+    if mappings:
+        # Subject mappings: a message published on the source is delivered on the target.
+        nats["mappings"] = {
+            source: [{"subject": target, "weight": 100}] for source, target in mappings.items()
+        }
     return {"name": name, "sub": account_key, "nats": nats}
 
 

@@ -242,7 +242,14 @@ class Nsc:
     def _ensure_account(self, account: str) -> str:
         path = self.store.account_path(account)
         if path.exists():
-            return self.store.read(path, f"account {account!r}")
+            token = self.store.read(path, f"account {account!r}")
+            current = jwt.decode(token)
+            if _mapped(current) == self.settings.account_mappings:
+                return token
+            # The settings' subject mappings changed: sign the account again, keeping
+            # its key, signing key and revocations.
+            revocations = dict(current["nats"].get("revocations", {}))
+            return self._sign_account(account, str(current["sub"]), revocations)
         account_key = self.store.save_seed(keys.create_seed(KeyKind.ACCOUNT))
         return self._sign_account(account, account_key, {})
 
@@ -254,7 +261,11 @@ class Nsc:
         if not signing_keys:
             signing_keys = [self.store.save_seed(keys.create_seed(KeyKind.ACCOUNT))]
         body = claims.account_claims(
-            account, account_key, signing_keys=signing_keys, revocations=revocations
+            account,
+            account_key,
+            signing_keys=signing_keys,
+            revocations=revocations,
+            mappings=self.settings.account_mappings,
         )
         operator_key = str(self._claims(self.store.operator_path, "the operator")["sub"])
         token = jwt.encode(body, self.store.seed(operator_key))
@@ -320,3 +331,9 @@ class Nsc:
 
     def _claims(self, path: Path, what: str) -> jwt.Claims:
         return jwt.decode(self.store.read(path, what))
+
+
+def _mapped(account_claims: jwt.Claims) -> dict[str, str]:
+    """The account's subject mappings, as `{source: target}`."""
+    mappings = account_claims["nats"].get("mappings") or {}
+    return {source: targets[0]["subject"] for source, targets in mappings.items()}

@@ -20,7 +20,7 @@ from labkit.server.dispatch import Outcome, dispatch, error_from
 from labkit.server.errors import RemoteError
 from labkit.server.injection import Headers
 from labkit.server.router import Router
-from labkit.subjects import matches
+from labkit.subjects import REPLY_SUFFIX, matches
 
 Response = TypeVar("Response", bound=Message)
 
@@ -100,8 +100,10 @@ class MemoryBus:
         # Like a queue group: each route serves a message once.
         for route in self.router.routes:
             if matches(route.pattern, subject):
+                # A persisted route's reply goes to `<subject>.reply`, as on the server.
+                answer_to = f"{subject}.{REPLY_SUFFIX}" if route.consumer else reply
                 outcome = await dispatch(
-                    route, subject, data, reply, headers, self._send, self.resources
+                    route, subject, data, answer_to, headers, self._send, self.resources
                 )
                 self.outcomes.append(outcome)
 

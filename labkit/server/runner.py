@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ import nats
 from nats.aio.client import Client, RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.api import StreamConfig
 
 from labkit import __version__
 from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
 from labkit.server import services
+from labkit.server.consumers import RouteConsumer, ensure_stream
 from labkit.server.dispatch import dispatch
 from labkit.server.injection import Headers
 from labkit.server.router import Route, Router
@@ -50,6 +52,7 @@ class Server:
         name: str = "labkit",
         resources: dict[type, Any] | None = None,
         resource_factories: list[Resource] | None = None,
+        streams: Sequence[StreamConfig] = (),
     ) -> None:
         self.router = router
         self.settings = settings or Settings()
@@ -59,6 +62,8 @@ class Server:
         self.identity = ServiceIdentity(name=name, version=__version__, description=router.name)
         self.resources: dict[type, Any] = dict(resources or {})
         self._factories = list(resource_factories or [])
+        self._streams = list(streams)
+        self._consumers: list[RouteConsumer] = []
         self._limit = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Subscription] = []
@@ -83,7 +88,15 @@ class Server:
         for factory in self._factories:
             kind, resource = await factory(self.nc)
             self.resources[kind] = resource
+        js = self.nc.jetstream()
+        for config in self._streams:
+            await ensure_stream(js, config)
         for route in self.router.routes:
+            if route.consumer is not None:
+                consumer = RouteConsumer(route, js, self.settings.stream.ack_wait)
+                await consumer.start(self._spawn_persisted)
+                self._consumers.append(consumer)
+                continue
             sub = await self.nc.subscribe(route.pattern, queue=self.queue, cb=self._receiver(route))
             self._subscriptions.append(sub)
         for subject in services.discovery_subjects(self.identity):
@@ -95,6 +108,8 @@ class Server:
         """Drain: stop taking messages, finish the ones in hand, then disconnect."""
         if self.nc is None or self.nc.is_closed:
             return
+        for consumer in self._consumers:
+            await consumer.stop()
         for sub in self._subscriptions:
             try:
                 await sub.drain()  # type: ignore[no-untyped-call]
@@ -134,6 +149,16 @@ class Server:
             task.add_done_callback(self._in_flight.discard)
 
         return receive
+
+    def _spawn_persisted(self, consumer: RouteConsumer, message: Any) -> None:
+        async def serve() -> None:
+            async with self._limit:
+                outcome = await consumer.serve(message, self.resources)
+            self.stats[consumer.route.name].record(outcome.seconds, outcome.error)
+
+        task = asyncio.create_task(serve())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def _serve(self, route: Route, msg: Msg) -> None:
         try:

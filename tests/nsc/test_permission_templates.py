@@ -8,8 +8,8 @@ from tests.permissions import user_publish_permissions
 
 def test_default_publish_rights_are_scoped_to_the_user() -> None:
     rights = user_publish_permissions("alice")
-    assert rights[0] == "alice.>"
-    for right in rights[1:]:
+    assert rights[:2] == ["alice.>", "persist.alice.echo.stream"]
+    for right in rights[2:]:
         assert right.startswith("$JS.") and "reply-alice" in right, right
         assert "*" not in right, right
         assert ">" not in right or right.endswith("reply-alice.>"), right
