@@ -12,6 +12,7 @@ exactly one reply per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -58,6 +59,7 @@ class RouteConsumer:
         self._ack_wait = ack_wait
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._waiting = False
 
     async def start(self, serve: Spawn) -> None:
         config = ConsumerConfig(
@@ -77,24 +79,39 @@ class RouteConsumer:
         self._task = asyncio.create_task(self._fetch_loop(subscription, serve))
 
     async def stop(self) -> None:
-        """Stop fetching; requests already handed over are served by the server."""
+        """Stop fetching; requests already handed over are served by the server.
+
+        A fetch still waiting is cancelled: anything it would have received stays
+        unacknowledged in the stream and is redelivered (at-least-once, and the
+        reply's Nats-Msg-Id keeps the replies exactly-once).
+        """
         self._stopping.set()
-        if self._task is not None:
+        if self._task is None:
+            return
+        if self._waiting:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
     async def _fetch_loop(self, subscription: Any, serve: Spawn) -> None:
-        while not self._stopping.is_set():
-            try:
-                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except Exception as exc:  # a reconnect in progress: try again shortly
-                log.warning("fetching %s: %s", self.route.name, exc)
-                await asyncio.sleep(FETCH_WAIT)
-                continue
-            for message in messages:
-                serve(self, message)
-        await subscription.unsubscribe()
+        try:
+            while not self._stopping.is_set():
+                self._waiting = True
+                try:
+                    messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                except Exception as exc:  # a reconnect in progress: try again shortly
+                    log.warning("fetching %s: %s", self.route.name, exc)
+                    await asyncio.sleep(FETCH_WAIT)
+                    continue
+                finally:
+                    self._waiting = False
+                for message in messages:
+                    serve(self, message)
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def serve(self, message: Any, resources: dict[type, Any]) -> Outcome:
         """Run the handler; store its reply; ack the request only once the reply is stored."""

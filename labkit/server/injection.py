@@ -135,7 +135,11 @@ def plan_handler(handler: Callable[..., Any]) -> HandlerPlan:
     providers: dict[str, Provider] = {}
     for param in inspect.signature(handler).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise InvalidHandler(f"handler {name}: *args/**kwargs cannot be injected")
+            stars = "*" if param.kind is param.VAR_POSITIONAL else "**"
+            raise InvalidHandler(
+                f"handler {name}: parameter {stars}{param.name} cannot be injected; declare "
+                "each dependency as its own annotated parameter"
+            )
         if param.name not in hints:
             raise InvalidHandler(
                 f"handler {name}: parameter {param.name!r} has no type hint; annotate it "

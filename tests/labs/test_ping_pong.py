@@ -1,0 +1,82 @@
+"""Ping-pong: the server relays lines and vouches for who sent them."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.protocol import PingRequest
+from labkit.server import RemoteError
+from tests.labs.harness import ALICE, BOB, CAROL, NOBODY, Lab, LabHarness
+
+
+def test_alice_to_bob_arrives_with_origin_alice(lab: Lab) -> None:
+    async def scenario(h: LabHarness) -> tuple[PingRequest, list[PingRequest]]:
+        alice, bob = await h.conversation(ALICE), await h.conversation(BOB)
+        receipt = await alice.send(BOB, "ping")
+        return receipt, await bob.wait_for(1)
+
+    receipt, received = lab.run(scenario)
+    expected = PingRequest(origin=ALICE, destination=BOB, message="ping")
+    assert receipt == expected
+    assert received == [expected]
+
+
+def test_a_conversation_both_ways(lab: Lab) -> None:
+    async def scenario(h: LabHarness) -> tuple[list[PingRequest], list[PingRequest]]:
+        alice, bob = await h.conversation(ALICE), await h.conversation(BOB)
+        await alice.send(BOB, "ping 1")
+        await bob.send(ALICE, "pong 1")
+        await alice.send(BOB, "ping 2")
+        return await alice.wait_for(1), await bob.wait_for(2)
+
+    at_alice, at_bob = lab.run(scenario)
+    assert [(p.origin, p.message) for p in at_alice] == [(BOB, "pong 1")]
+    assert [(p.origin, p.message) for p in at_bob] == [(ALICE, "ping 1"), (ALICE, "ping 2")]
+
+
+def test_a_spoofed_origin_is_replaced_by_the_real_sender(lab: Lab) -> None:
+    async def scenario(h: LabHarness) -> tuple[PingRequest, list[PingRequest]]:
+        carol = await h.conversation(CAROL)
+        spoof = PingRequest(origin=ALICE, destination=CAROL, message="it's alice, honest")
+        receipt = await h.raw_request(BOB, f"{BOB}.ping", spoof.SerializeToString())
+        return PingRequest.FromString(receipt), await carol.wait_for(1)
+
+    receipt, received = lab.run(scenario)
+    assert receipt.origin == BOB
+    assert [(p.origin, p.message) for p in received] == [(BOB, "it's alice, honest")]
+
+
+@pytest.mark.parametrize(
+    ("destination", "code"),
+    [
+        (NOBODY, "unknown_destination"),
+        ("a.b", "invalid_destination"),
+        ("*", "invalid_destination"),
+        ("", "invalid_destination"),
+    ],
+)
+def test_refused_destinations(lab: Lab, destination: str, code: str) -> None:
+    async def scenario(h: LabHarness) -> tuple[RemoteError, list[PingRequest]]:
+        alice = await h.conversation(ALICE)
+        with pytest.raises(RemoteError) as raised:
+            await alice.send(destination, "anyone there?")
+        # Refused, and nothing was relayed: the next line is the first one bob gets.
+        bob = await h.conversation(BOB)
+        await alice.send(BOB, "after")
+        return raised.value, await bob.wait_for(1)
+
+    error, at_bob = lab.run(scenario)
+    assert error.code == code
+    assert error.subject == f"{ALICE}.ping"
+    assert [p.message for p in at_bob] == ["after"]
+
+
+def test_malformed_ping_is_refused_and_the_server_keeps_answering(lab: Lab) -> None:
+    async def scenario(h: LabHarness) -> tuple[RemoteError, str]:
+        with pytest.raises(RemoteError) as raised:
+            await h.raw_request(ALICE, f"{ALICE}.ping", b"\x0a\x05ab")  # truncated field
+        return raised.value, await h.echo(ALICE, "still there")
+
+    error, after = lab.run(scenario)
+    assert error.code == "invalid_payload"
+    assert after == "echo still there"

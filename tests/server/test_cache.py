@@ -1,0 +1,165 @@
+"""Caches: the memory backend's expiry and bound, and the JetStream KV backend replicas share."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+
+import pytest
+from nats.aio.client import Client
+
+from labkit.client import connect_as
+from labkit.nsc.wrapper import Nsc
+from labkit.server import KeyValueCache, MemoryCache
+from labkit.server.cache import CACHE_BACKENDS, open_cache
+from labkit.settings import ServerSettings
+from labkit.stack import Stack
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_memory_cache_hits_before_ttl_and_misses_from_ttl_on() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(ttl=5, clock=clock)
+
+    async def scenario() -> list[bytes | None]:
+        await cache.set("k", b"v")
+        seen = [await cache.get("k")]
+        clock.now += 4.999
+        seen.append(await cache.get("k"))
+        clock.now += 0.001  # exactly ttl after it was set
+        seen.append(await cache.get("k"))
+        return seen
+
+    assert asyncio.run(scenario()) == [b"v", b"v", None]
+    assert len(cache) == 0  # the expired entry was dropped, not kept
+
+
+def test_memory_cache_set_again_restarts_the_ttl() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(ttl=5, clock=clock)
+
+    async def scenario() -> list[bytes | None]:
+        await cache.set("k", b"old")
+        clock.now += 4
+        await cache.set("k", b"new")
+        clock.now += 4
+        seen = [await cache.get("k")]
+        clock.now += 2
+        seen.append(await cache.get("k"))
+        return seen
+
+    assert asyncio.run(scenario()) == [b"new", None]
+
+
+def test_memory_cache_unknown_key_misses() -> None:
+    assert asyncio.run(MemoryCache(ttl=5).get("nothing")) is None
+
+
+def test_memory_cache_drops_the_least_recently_used_entry() -> None:
+    cache = MemoryCache(ttl=60, max_entries=2, clock=FakeClock())
+
+    async def scenario() -> dict[str, bytes | None]:
+        await cache.set("a", b"1")
+        await cache.set("b", b"2")
+        await cache.get("a")  # `a` is now the most recently used
+        await cache.set("c", b"3")  # over the bound: `b` goes
+        return {key: await cache.get(key) for key in "abc"}
+
+    assert asyncio.run(scenario()) == {"a": b"1", "b": None, "c": b"3"}
+    assert len(cache) == 2
+
+
+def test_memory_cache_overwriting_does_not_grow_it() -> None:
+    cache = MemoryCache(ttl=60, max_entries=2, clock=FakeClock())
+
+    async def scenario() -> None:
+        for value in range(10):
+            await cache.set("same", str(value).encode())
+
+    asyncio.run(scenario())
+    assert len(cache) == 1
+
+
+def test_open_cache_with_an_unknown_backend_lists_the_backends() -> None:
+    settings = ServerSettings(cache_backend="redis")
+    with pytest.raises(ValueError, match="'redis'") as raised:
+        asyncio.run(open_cache(None, settings))  # type: ignore[arg-type]  # never reached
+    for backend in CACHE_BACKENDS:
+        assert backend in str(raised.value)
+
+
+def test_open_cache_memory_backend_follows_settings() -> None:
+    settings = ServerSettings(cache_ttl=timedelta(seconds=7), cache_max_entries=3)
+    cache = asyncio.run(open_cache(None, settings))  # type: ignore[arg-type]  # memory needs no NATS
+    assert isinstance(cache, MemoryCache)
+    assert (cache.ttl, cache.max_entries) == (7, 3)
+
+
+# The KV backend, against the real server with the application server's credentials.
+
+
+async def server_connection(stack: Stack) -> Client:
+    creds = Nsc.from_settings(stack.settings).server_creds()
+    return await connect_as(creds, settings=stack.settings)
+
+
+def test_kv_caches_on_one_bucket_share_entries_across_connections(running_stack: Stack) -> None:
+    bucket = f"test-cache-{secrets.token_hex(4)}"
+
+    async def scenario() -> list[bytes | None]:
+        replica_a = await server_connection(running_stack)
+        replica_b = await server_connection(running_stack)
+        try:
+            cache_a = await KeyValueCache.open(replica_a, bucket, ttl=30)
+            cache_b = await KeyValueCache.open(replica_b, bucket, ttl=30)  # idempotent
+            await cache_a.set("alice\x00hello", b"from a")
+            seen = [await cache_b.get("alice\x00hello"), await cache_b.get("bob\x00hello")]
+            await cache_b.set("alice\x00hello", b"from b")
+            seen.append(await cache_a.get("alice\x00hello"))
+            return seen
+        finally:
+            await replica_a.jetstream().delete_key_value(bucket)
+            await replica_a.close()
+            await replica_b.close()
+
+    assert asyncio.run(scenario()) == [b"from a", None, b"from b"]
+
+
+def test_kv_cache_entries_expire_after_ttl(running_stack: Stack) -> None:
+    bucket = f"test-cache-ttl-{secrets.token_hex(4)}"
+    clock = FakeClock()
+
+    async def scenario() -> list[bytes | None]:
+        nc = await server_connection(running_stack)
+        try:
+            await KeyValueCache.open(nc, bucket, ttl=1)
+            # Rebuild on the same bucket with a clock the test controls.
+            cache = KeyValueCache(await nc.jetstream().key_value(bucket), ttl=1, clock=clock)
+            await cache.set("key", b"value")
+            seen = [await cache.get("key")]
+            clock.now += 0.999
+            seen.append(await cache.get("key"))
+            clock.now += 0.001
+            seen.append(await cache.get("key"))
+            # A fresh set on the real clock is served, then the bucket itself expires it.
+            real = KeyValueCache(await nc.jetstream().key_value(bucket), ttl=1)
+            await real.set("real", b"value")
+            seen.append(await real.get("real"))
+            await asyncio.sleep(1.1)
+            seen.append(await real.get("real"))
+            return seen
+        finally:
+            await nc.jetstream().delete_key_value(bucket)
+            await nc.close()
+
+    assert asyncio.run(scenario()) == [b"value", b"value", None, b"value", None]
