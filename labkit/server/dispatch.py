@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 
@@ -26,9 +25,8 @@ ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 LABKIT_CODE_HEADER = "Labkit-Error"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one message (for stats and tests)."""
+class Outcome(NamedTuple):
+    """What happened to one message (for stats and tests); a tuple: this is the hot path."""
 
     route: str
     ok: bool
@@ -48,12 +46,16 @@ async def dispatch(
     """Serve one message; never raises (a failure becomes an error reply and a log line)."""
     started = time.perf_counter()
     plan = route.plan
-    delivery = Delivery(subject, data, reply, headers, send, resources)
     try:
         message = None
         if plan.message_type is not None:
             message = _parse(plan.message_type, data)
-        result = await plan.handler(**plan.arguments(delivery, message))
+        if plan.providers:
+            delivery = Delivery(subject, data, reply, headers, send, resources)
+            arguments = plan.arguments(delivery, message)
+        else:  # a handler that takes only its message: skip building the injection context
+            arguments = {plan.message_param: message} if plan.message_param else {}
+        result = await plan.handler(**arguments)
         if result is not None and reply:
             if not isinstance(result, Message):
                 raise TypeError(
