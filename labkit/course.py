@@ -2,12 +2,13 @@
 
 Both start the stack first, in this process: each notebook's kernel then calls
 `Stack().ensure(...)` on the same data directory and reuses the running
-components instead of starting its own.
+components instead of starting its own. At the end they stop what they started.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 LAB_GRACE_SECONDS = 5.0
 LAB_STOP_TIMEOUT = 15.0
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_MARKED_LINE = re.compile(r"^---->\s*(\d+)\s(.*)$", re.MULTILINE)
 CELL_TIMEOUT = 300  # seconds; a stuck cell fails its notebook instead of hanging the run
 
 
@@ -64,6 +67,7 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
     """Execute notebooks in order (all numbered ones when None); 0 if every one passed.
 
     Executed copies go to `output_dir`; a table of results is printed as they finish.
+    Components that were already running (`python -m labkit up`) keep running.
     """
     paths = [Path(n).resolve() for n in notebooks] if notebooks else _all_notebooks()
     missing = [str(path) for path in paths if not path.is_file()]
@@ -71,21 +75,18 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
         raise CourseError(f"no such notebook: {', '.join(missing)}")
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    stack = Stack()
-    _share_data_dir(stack)
-    stack.ensure()
     results: list[NotebookResult] = []
-    with _stop_cleanly_on_sigterm():
-        try:
-            width = max(len(path.name) for path in paths)
-            print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
-            for path in paths:
-                result = run_notebook(path, output / path.name)
-                results.append(result)
-                outcome = "ok" if result.ok else "failed"
-                print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
-        finally:
-            stack.down()
+    # Leaving the `with` stops what this run started; a stack that was already up stays up.
+    with _stop_cleanly_on_sigterm(), Stack() as stack:
+        _share_data_dir(stack)
+        stack.ensure()
+        width = max(len(path.name) for path in paths)
+        print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
+        for path in paths:
+            result = run_notebook(path, output / path.name)
+            results.append(result)
+            outcome = "ok" if result.ok else "failed"
+            print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
     failed = [result for result in results if not result.ok]
     for result in failed:
         print(f"\n{result.notebook.name} failed: {result.error}")
@@ -110,7 +111,7 @@ def run_notebook(notebook: Path, output: Path) -> NotebookResult:
             execution_timeout=CELL_TIMEOUT,
         )
     except PapermillExecutionError as exc:
-        message = _first_line(exc.evalue)
+        message = _first_line(exc.evalue) or _failing_line(exc.traceback)
         error = f"cell {exc.cell_index}: {exc.ename}" + (f": {message}" if message else "")
         return NotebookResult(notebook, False, time.monotonic() - began, error)
     except Exception as exc:  # a dead kernel, a broken file: report it, run the next notebook
@@ -120,11 +121,11 @@ def run_notebook(notebook: Path, output: Path) -> NotebookResult:
 
 
 def run_lab(port: int = 8888) -> int:
-    """Start the stack, then JupyterLab on the notebooks until Ctrl-C; then stop both."""
+    """Start the stack, then JupyterLab on the notebooks until Ctrl-C; then stop both.
+
+    Components that were already running (`python -m labkit up`) keep running.
+    """
     folder = notebooks_dir()
-    stack = Stack()
-    _share_data_dir(stack)
-    stack.ensure()
     argv = [
         sys.executable,
         "-m",
@@ -138,16 +139,15 @@ def run_lab(port: int = 8888) -> int:
     ]
     if os.geteuid() == 0:
         argv.append("--allow-root")
-    with _stop_cleanly_on_sigterm():
+    with _stop_cleanly_on_sigterm(), Stack() as stack:
+        _share_data_dir(stack)
+        stack.ensure()
+        lab = subprocess.Popen(argv)
         try:
-            lab = subprocess.Popen(argv)
-            try:
-                return lab.wait()
-            except KeyboardInterrupt:
-                _stop_lab(lab)
-                return 0
-        finally:
-            stack.down()
+            return lab.wait()
+        except KeyboardInterrupt:
+            _stop_lab(lab)
+            return 0
 
 
 def _all_notebooks() -> list[Path]:
@@ -193,6 +193,13 @@ def _stop_lab(lab: subprocess.Popen[bytes]) -> None:
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         lab.kill()
         lab.wait()
+
+
+def _failing_line(traceback: list[str]) -> str:
+    # A bare `assert` has no message: show the line IPython marked with "---->" instead.
+    text = _ANSI_ESCAPE.sub("", "\n".join(traceback))
+    marked = _MARKED_LINE.findall(text)
+    return f"line {marked[-1][0]}: {marked[-1][1].strip()}" if marked else ""
 
 
 def _first_line(text: str) -> str:

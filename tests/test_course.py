@@ -9,6 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from labkit.course import CourseError, run_course
+from labkit.stack import Stack
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +22,11 @@ def own_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write_notebook(path: Path, *sources: str) -> Path:
     notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, path)
     return path
 
@@ -31,8 +36,15 @@ def test_a_passing_notebook_returns_0_and_is_written_executed(
 ) -> None:
     notebook = write_notebook(tmp_path / "00_tiny.ipynb", "answer = 6 * 7", "print(answer)")
     output_dir = tmp_path / "out"
+    with Stack() as already_up:  # as if the learner had run `python -m labkit up nats`
+        already_up.ensure("nats")
 
-    assert run_course([str(notebook)], output_dir=output_dir) == 0
+        assert run_course([str(notebook)], output_dir=output_dir) == 0
+
+        # The run stopped what it started, and left alone what was running before.
+        after = already_up.status()
+        assert after["nats"].running
+        assert not after["nsc"].running
 
     executed = nbformat.read(output_dir / "00_tiny.ipynb", as_version=4)
     assert executed.cells[1].outputs[0]["text"] == "42\n"
