@@ -1,13 +1,11 @@
 """Shared fixtures: isolated data directories and a real stack for integration tests.
 
-Every test run gets its own LABKIT_HOME (notebook kernels inherit it), and free
-ports, so `make test` never touches a stack the user has running.
+The run-wide data directory and free ports are set in the root conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +15,8 @@ from labkit.settings import Settings
 from labkit.stack import Stack
 from tests.postgres import postgres_url  # noqa: F401  (a session fixture, imported once)
 
-_RUN_DIR = Path(tempfile.mkdtemp(prefix="labkit-tests-"))
-# Set before any kernel starts so nbval's notebooks run in their own data directory.
-os.environ["LABKIT_HOME"] = str(_RUN_DIR / "notebooks")
-os.environ["LABKIT_NATS_PORT"] = "0"
-os.environ["LABKIT_NATS_MONITOR_PORT"] = "0"
-os.environ["LABKIT_NSC_SERVICE_PORT"] = "0"
-os.environ["LABKIT_AUTH_PORT"] = "0"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if type(item).__name__ == "IPyNbCell":
-            item.add_marker(pytest.mark.notebook)
+# The run's directory, made by the root conftest.py (notebooks live in its "notebooks").
+RUN_DIR = Path(os.environ["LABKIT_HOME"]).parent
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
@@ -53,7 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def running_stack() -> Iterator[Stack]:
     """One NATS server + NSC service for the whole run (tests must not stop it)."""
-    stack = Stack(make_settings(_RUN_DIR / "shared-stack"))
+    stack = Stack(make_settings(RUN_DIR / "shared-stack"))
     stack.ensure("nats", "nsc")
     yield stack
     stack.down()

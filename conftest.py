@@ -1,0 +1,30 @@
+"""Run-wide test setup, for `pytest`, `pytest tests/` and `pytest notebooks/` alike.
+
+Every run gets its own data directory (LABKIT_HOME, which notebook kernels
+inherit) and free ports, so `make test` never touches a stack the user has running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+RUN_DIR = Path(tempfile.mkdtemp(prefix="labkit-tests-"))
+# Set before any kernel starts, so nbval's notebooks run in their own data directory.
+os.environ["LABKIT_HOME"] = str(RUN_DIR / "notebooks")
+for variable in ("NATS_PORT", "NATS_MONITOR_PORT", "NSC_SERVICE_PORT", "AUTH_PORT", "S3_PORT"):
+    os.environ[f"LABKIT_{variable}"] = "0"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if type(item).__name__ == "IPyNbCell":
+            item.add_marker(pytest.mark.notebook)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
