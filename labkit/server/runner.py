@@ -134,6 +134,10 @@ class Server:
             write_atomic(ready_file, str(os.getpid()))
         try:
             await stop.wait()
+            # A draining server takes no new work: the stack must not reuse it as healthy
+            # (its NATS may be gone too, when both were stopped with a killed kernel).
+            if ready_file is not None:
+                ready_file.unlink(missing_ok=True)
             log.info("signal received: draining")
             await self.stop()
         finally:

@@ -132,7 +132,7 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
 def _load_builtin_components() -> None:
     # Imported for their @register side effect; kept here so importing the stack
     # registers every built-in component exactly once.
-    from labkit.stack import app_server, auth_service, nats_server, nsc_service  # noqa: F401
+    from labkit.stack import app_server, auth_service, nats_server, nsc_service, object_store  # noqa: F401
 
 
 def base_name(instance: str) -> str:

@@ -1,0 +1,353 @@
+"""Panels for the messaging labs: an echo box, a wire tap, a chat pane.
+
+Each one is clicked in JupyterLab and driven from code alike: `await panel.send(...)`
+does what the Send button does and returns the answer, and what the panel shows is
+readable (`replies`, `rows`, `transcript`), so a notebook cell can assert on it.
+
+A click cannot await, so it schedules the send as a task on the kernel's running
+event loop; `await panel.idle()` waits for the sends clicks have started. Lines go
+to Output widgets with `append_stdout`/`append_stderr`, which land in the widget
+under papermill, nbval and a browser alike (a `with out:` block does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as widgets
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from labkit.labs.ping_pong import Conversation
+from labkit.protocol import EchoRequest, EchoResponse, PingRequest
+from labkit.server.dispatch import error_from
+from labkit.subjects import ECHO, ECHO_STREAM, INBOX, PING, REPLY_SUFFIX, any_user, matches
+
+_SCROLL = {"max_height": "16em", "overflow": "auto"}
+# A reversed flex column starts scrolled to its end, so the newest line stays in view.
+_FOLLOW_END = "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse"
+
+
+def _now() -> str:
+    return datetime.now().strftime("%H:%M:%S.%f")[:-3]
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+class _Panel:
+    """Shows as its `widget` in a notebook, as its repr in plain text (what nbval compares)."""
+
+    widget: Any
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+
+class _SendBox(_Panel, ABC):
+    """A Text box and a Send button whose click runs `send(text)` on the running loop."""
+
+    def __init__(self, placeholder: str) -> None:
+        self.text = widgets.Text(placeholder=placeholder, layout=widgets.Layout(flex="1"))
+        self.button = widgets.Button(description="Send", icon="paper-plane", button_style="info")
+        self.button.on_click(self._on_click)
+        self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
+        self.errors: list[str] = []
+        self._clicks: set[asyncio.Future[Any]] = set()
+
+    @abstractmethod
+    async def send(self, text: str) -> Any:
+        """Send `text`; what a click does too."""
+
+    async def idle(self) -> None:
+        """Wait until every send started by a click has finished."""
+        while self._clicks:
+            await asyncio.gather(*list(self._clicks), return_exceptions=True)
+
+    @property
+    def _input_row(self) -> Any:
+        return widgets.HBox([self.text, self.button])
+
+    def _on_click(self, _button: Any) -> None:
+        text = self.text.value
+        if not text.strip():
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # Widget callbacks run on the kernel's loop; without one there is nowhere to send.
+            self._report("no running event loop: call `await panel.send(...)` instead")
+            return
+        click = asyncio.ensure_future(self._send_clicked(text))
+        self._clicks.add(click)
+        click.add_done_callback(self._clicks.discard)
+
+    async def _send_clicked(self, text: str) -> None:
+        try:
+            await self.send(text)
+        except Exception:  # `send` has shown it in the panel; a click has no caller to raise to
+            return
+        self.text.value = ""
+
+    def _say(self, line: str) -> None:
+        self.out.append_stdout(line + "\n")
+
+    def _report(self, line: str) -> None:
+        self.errors.append(line)
+        self.out.append_stderr(line + "\n")
+
+
+class EchoPanel(_SendBox):
+    """Type a message, press Send, see the server's reply: `send` is any echo function."""
+
+    def __init__(self, send: Callable[[str], Awaitable[str]], title: str = "echo") -> None:
+        super().__init__(placeholder="a message to echo")
+        self.title = title
+        self.replies: list[str] = []
+        self._send = send
+        self.widget = widgets.VBox(
+            [widgets.HTML(f"<b>{html.escape(title)}</b>"), self._input_row, self.out]
+        )
+
+    async def send(self, text: str) -> str:
+        """Send `text` as the button does; returns the reply (and shows it)."""
+        try:
+            reply = await self._send(text)
+        except Exception as exc:
+            self._report(f"{text!r} failed: {_describe(exc)}")
+            raise
+        self.replies.append(reply)
+        self._say(f"{text!r} -> {reply}")
+        return reply
+
+    def __repr__(self) -> str:
+        return f"EchoPanel({self.title!r}, replies={len(self.replies)})"
+
+
+TAP_COLUMNS = ("time", "subject", "size", "text")
+
+
+@dataclass(frozen=True)
+class TapRow:
+    """One message the tap saw: when, on which subject, how many bytes, what it said."""
+
+    time: str
+    subject: str
+    size: int
+    text: str
+
+
+# What travels on a lab subject: (pattern, payload type, reply type or None); first match wins.
+_LAB_MESSAGES: list[tuple[str, type[Message], type[Message] | None]] = [
+    (any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}"), EchoResponse, None),  # a persisted reply
+    (any_user(ECHO), EchoRequest, EchoResponse),
+    (any_user(ECHO) + ".>", EchoRequest, EchoResponse),
+    (any_user(PING), PingRequest, PingRequest),
+    (any_user(INBOX), PingRequest, None),
+]
+_REPLY_GUESS: type[Message] = EchoResponse  # a reply whose request the tap did not see
+_MAX_PENDING_REPLIES = 1000
+
+
+class WireTap(_Panel):
+    """A live table of the messages on `subjects`, newest last, the last `max_rows` kept.
+
+    A user may read only its own subjects, `<id>.>` and `_INBOX.<id>.>`: the requests it
+    sends and the replies it gets. Payloads are decoded by subject (a reply by the
+    request it answers); what is not a lab message shows as raw bytes.
+    """
+
+    def __init__(
+        self, nc: Client, subjects: list[str], *, max_rows: int = 40, title: str = "wire tap"
+    ) -> None:
+        self.nc = nc
+        self.subjects = list(subjects)
+        self.title = title
+        self._rows: deque[TapRow] = deque(maxlen=max_rows)
+        self._reply_types: dict[str, type[Message]] = {}
+        self._subscriptions: list[Subscription] = []
+        self.table = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), self.table])
+        self._render()
+
+    @property
+    def rows(self) -> list[TapRow]:
+        """The rows shown, oldest first."""
+        return list(self._rows)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._subscriptions)
+
+    async def start(self) -> None:
+        """Subscribe to every subject (the server refuses subjects the user may not read)."""
+        if self.running:
+            return
+        for subject in self.subjects:
+            self._subscriptions.append(await self.nc.subscribe(subject, cb=self._on_message))
+        await self.nc.flush()
+
+    async def stop(self) -> None:
+        """Unsubscribe; the table keeps what it shows."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            await subscription.unsubscribe()
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._render()
+
+    async def _on_message(self, msg: Msg) -> None:
+        data = bytes(msg.data)
+        self._rows.append(TapRow(_now(), msg.subject, len(data), self._decode(msg, data)))
+        self._render()
+
+    def _decode(self, msg: Msg, data: bytes) -> str:
+        error = error_from(msg.headers, data)
+        if error is not None:
+            return _show(error)
+        reply_type = self._reply_types.pop(msg.subject, None)
+        for pattern, payload_type, answer_type in _LAB_MESSAGES:
+            if matches(pattern, msg.subject):
+                if msg.reply and answer_type is not None:
+                    self._expect(msg.reply, answer_type)
+                return _parse(payload_type, data)
+        if msg.subject.startswith("_INBOX."):
+            return _parse(reply_type or _REPLY_GUESS, data)
+        return repr(data)
+
+    def _expect(self, reply_subject: str, reply_type: type[Message]) -> None:
+        if len(self._reply_types) >= _MAX_PENDING_REPLIES:  # requests nobody answered
+            self._reply_types.pop(next(iter(self._reply_types)))
+        self._reply_types[reply_subject] = reply_type
+
+    def _render(self) -> None:
+        header = "".join(f"<th style='text-align:left'>{c}</th>" for c in TAP_COLUMNS)
+        lines = [
+            f"<tr><td>{row.time}</td><td><code>{html.escape(row.subject)}</code></td>"
+            f"<td style='text-align:right'>{row.size}</td><td>{html.escape(row.text)}</td></tr>"
+            for row in self._rows
+        ]
+        if not lines:
+            lines = ["<tr><td colspan='4'><i>nothing yet</i></td></tr>"]
+        table = f"<table><tr>{header}</tr>{''.join(lines)}</table>"
+        self.table.value = f"<div style='{_FOLLOW_END}'><div>{table}</div></div>"
+
+    def __repr__(self) -> str:
+        return f"WireTap({self.subjects}, rows={len(self._rows)})"
+
+
+def _parse(kind: type[Message], data: bytes) -> str:
+    try:
+        return _show(kind.FromString(data))
+    except DecodeError:
+        return repr(data)
+
+
+def _show(message: Message) -> str:
+    fields = text_format.MessageToString(message, as_one_line=True)
+    return f"{type(message).__name__}{{{fields}}}"
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """One line of a chat as the server relayed it: who sent it, to whom, what."""
+
+    origin: str
+    destination: str
+    message: str
+
+
+class ChatPane(_SendBox):
+    """One user's chat with `peer`: send lines, see both sides with their server-set origin.
+
+    A background task follows `conversation.received`; `close()` ends it. `names`
+    maps user ids to readable names for the display (the transcript keeps the ids).
+    """
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        peer: str,
+        title: str,
+        *,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(placeholder=f"a line for {(names or {}).get(peer, peer)}")
+        self.conversation = conversation
+        self.peer = peer
+        self.title = title
+        self.names = dict(names or {})
+        self.transcript: list[ChatLine] = []
+        self._shown_received = 0
+        self.lines = widgets.HTML()
+        self.widget = widgets.VBox(
+            [widgets.HTML(f"<b>{html.escape(title)}</b>"), self.lines, self._input_row, self.out]
+        )
+        self._take_received()
+        # Made in a notebook cell, so the kernel's loop is running and keeps this task alive.
+        self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def send(self, text: str) -> ChatLine:
+        """Send `text` to the peer as the button does; returns the line as the server relayed it."""
+        try:
+            receipt = await self.conversation.send(self.peer, text)
+        except Exception as exc:
+            self._report(f"{text!r} was not delivered: {_describe(exc)}")
+            raise
+        line = ChatLine(receipt.origin, receipt.destination, receipt.message)
+        self._add(line)
+        return line
+
+    async def refresh(self) -> list[ChatLine]:
+        """Take in the lines received so far (the background task does this by itself)."""
+        self._take_received()
+        return list(self.transcript)
+
+    async def close(self) -> None:
+        """Stop following the conversation (the conversation itself stays open)."""
+        self._follower.cancel()
+        await asyncio.gather(self._follower, return_exceptions=True)
+        self._take_received()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self.conversation.wait_for(self._shown_received + 1, timeout=60)
+            except TimeoutError:
+                continue
+            self._take_received()
+
+    def _take_received(self) -> None:
+        received = self.conversation.received
+        for ping in received[self._shown_received :]:
+            self._add(ChatLine(ping.origin, ping.destination, ping.message))
+        self._shown_received = len(received)
+
+    def _add(self, line: ChatLine) -> None:
+        self.transcript.append(line)
+        rows = [
+            f"<div><b>{html.escape(self._name(entry.origin))}</b> → "
+            f"{html.escape(self._name(entry.destination))}: {html.escape(entry.message)}</div>"
+            for entry in self.transcript
+        ]
+        self.lines.value = f"<div style='{_FOLLOW_END}'><div>{''.join(rows)}</div></div>"
+
+    def _name(self, user: str) -> str:
+        return self.names.get(user, user)
+
+    def __repr__(self) -> str:
+        return f"ChatPane({self.title!r}, lines={len(self.transcript)})"
