@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
+from labkit.buffer import Buffer, BufferedPublisher, FlushResult
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.server.injection import CurrentUser
 from labkit.server.router import Router
@@ -108,3 +109,47 @@ async def publish_request(nc: Client, user: str, text: str, msg_id: str | None =
         request_subject(user), EchoRequest(message=text).SerializeToString(), headers=headers
     )
     return int(ack.seq)
+
+
+class StreamEchoClient:
+    """A learner's stream echo: buffered sends (nothing lost offline) and durable replies.
+
+        client = await StreamEchoClient(nc, user, Buffer.from_settings(settings,
+                                        request_subject(user))).open()
+        await client.send("hello")          # saved to disk first, then published
+        await client.read_replies()         # ["echo hello from <user>"]
+
+    Pass `client.on_reconnect` as nats-py's `reconnected_cb` to flush automatically
+    when the connection comes back.
+    """
+
+    def __init__(self, nc: Client, user: str, buffer: Buffer) -> None:
+        self.user = user
+        self.publisher = BufferedPublisher(nc, buffer)
+        self.replies = StreamEchoReplies(nc, user)
+
+    async def open(self) -> StreamEchoClient:
+        await self.replies.open()
+        return self
+
+    async def send(self, text: str) -> int:
+        """Save the request (durably), then publish what waits; returns its buffer id."""
+        return await self.publisher.send(
+            EchoRequest(message=text).SerializeToString(), request_subject(self.user)
+        )
+
+    async def flush(self) -> FlushResult:
+        return await self.publisher.flush()
+
+    async def on_reconnect(self) -> None:
+        await self.publisher.on_reconnect()
+
+    @property
+    def pending(self) -> int:
+        return self.publisher.pending
+
+    async def read_replies(self, most: int = 100, timeout: float = 1.0) -> list[str]:
+        return await self.replies.fetch(most, timeout)
+
+    async def close(self) -> None:
+        await self.replies.close()
