@@ -73,6 +73,7 @@ class Stack:
             records = load_records(self.paths.state_file)
             self._sweep(records)
             to_start = [name for name in wanted if not self._healthy(name, records)]
+            to_start += self._stale_dependents(to_start, records)
             for name in wanted:
                 if name in records and name not in to_start:
                     records[name]["health"] = "healthy"
@@ -183,6 +184,19 @@ class Stack:
                     changed = True
         order = list(reversed(list(self._kinds)))
         return [name for name in order if name in chosen]
+
+    def _stale_dependents(self, restarting: list[str], records: Records) -> list[str]:
+        """Running components that read an endpoint of one being restarted, at their start.
+
+        They hold the old endpoint (a restarted NATS may get another port), so they are
+        restarted after it.
+        """
+        kinds = {base_name(name) for name in restarting}
+        return [
+            name
+            for name in records
+            if name not in restarting and kinds.intersection(self._component(name).starts_after)
+        ]
 
     def _healthy(self, name: str, records: Records) -> bool:
         record = records.get(name)

@@ -258,3 +258,16 @@ def test_cli_up_status_creds_down(tmp_path: Path) -> None:
 def _start(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def test_restarting_nats_restarts_the_app_server_that_holds_its_old_url(stack: Stack) -> None:
+    before = stack.ensure("nats", "server")
+    nats_pid, server_pid = before["nats"].pid, before["server"].pid
+    assert nats_pid is not None and server_pid is not None
+    os.kill(nats_pid, signal.SIGKILL)
+    assert _gone(nats_pid)
+    after = stack.ensure("nats")
+    assert after["nats"].running
+    server = stack.status()["server"]
+    assert server.running and server.pid != server_pid
+    assert _gone(server_pid)
