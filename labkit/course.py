@@ -82,8 +82,10 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
         stack.ensure()
         width = max(len(path.name) for path in paths)
         print(f"{'notebook':<{width}}  {'result':<6}  seconds", flush=True)
+        kernel_log = output / "kernels.log"
         for path in paths:
-            result = run_notebook(path, output / path.name)
+            with _stderr_to(kernel_log):
+                result = run_notebook(path, output / path.name)
             results.append(result)
             outcome = "ok" if result.ok else "failed"
             print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
@@ -91,8 +93,24 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
     for result in failed:
         print(f"\n{result.notebook.name} failed: {result.error}")
         print(f"  executed copy with the failing cell marked: {output / result.notebook.name}")
+        print(f"  what the kernels wrote to stderr: {output / 'kernels.log'}")
     print(f"\n{len(results) - len(failed)} of {len(results)} notebooks ran without errors")
     return 1 if failed else 0
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's stderr, and so the kernels' (they inherit it), to `path`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_notebook(notebook: Path, output: Path) -> NotebookResult:
