@@ -1,4 +1,4 @@
-"""`python -m labkit ...`: up, status, down, creds, run, lab."""
+"""`python -m labkit ...`: up, status, down, creds, server, run, lab, deploy-config."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from labkit.errors import LabkitError
 from labkit.settings import Settings
 from labkit.stack import ComponentStatus, Stack
+
+MAX_CLUSTER_SIZE = 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start the stack and leave it running until `down`")
     up.add_argument("components", nargs="*", help="only these (and what they need)")
     up.add_argument("--json", action="store_true", help="print the state as JSON")
+    up.add_argument(
+        "--cluster",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run NATS as N nodes joined by routes (remembered in the data dir; 1: one node)",
+    )
     up.set_defaults(handler=_up)
 
     status = commands.add_parser("status", help="show each component's state and urls")
@@ -60,11 +70,29 @@ def _parser() -> argparse.ArgumentParser:
     lab = commands.add_parser("lab", help="start the stack and JupyterLab on the notebooks")
     lab.add_argument("--port", type=int, default=8888)
     lab.set_defaults(handler=_lab)
+
+    deploy = commands.add_parser(
+        "deploy-config",
+        help="write the NATS cluster config, keystore and secrets docker/compose.yaml uses",
+    )
+    deploy.add_argument(
+        "--out", type=Path, default=Path("docker/generated"), help="the folder to write"
+    )
+    deploy.add_argument(
+        "--rotate", action="store_true", help="make new secrets instead of keeping the .env ones"
+    )
+    deploy.set_defaults(handler=_deploy_config)
     return parser
 
 
 def _up(args: argparse.Namespace) -> int:
-    stack = Stack(detach=True)
+    settings = Settings()
+    if args.cluster is not None:
+        if not 1 <= args.cluster <= MAX_CLUSTER_SIZE:
+            print(f"labkit: --cluster must be 1 to {MAX_CLUSTER_SIZE}", file=sys.stderr)
+            return 2
+        settings.nats.cluster_size = args.cluster
+    stack = Stack(settings, detach=True)
     stack.ensure(*args.components)
     _print_state(stack, stack.status(), as_json=args.json)
     return 0
@@ -122,6 +150,19 @@ def _lab(args: argparse.Namespace) -> int:
     return run_lab(port=args.port)
 
 
+def _deploy_config(args: argparse.Namespace) -> int:
+    from labkit.deploy import write_deploy_config
+
+    written = write_deploy_config(args.out, rotate=args.rotate)
+    secrets = "kept from" if written.kept_secrets else "generated into"
+    print(f"deployment config in {written.out}")
+    print(f"  operator {written.operator!r}, accounts {', '.join(written.accounts)}")
+    print(f"  {len(written.node_configs)} NATS node configs in {written.out / 'nats'}")
+    print(f"  secrets {secrets} {written.env_file} (0600)")
+    print(f"next: docker compose -f docker/compose.yaml --env-file {written.env_file} up -d")
+    return 0
+
+
 def _print_state(stack: Stack, statuses: dict[str, ComponentStatus], *, as_json: bool) -> None:
     if as_json:
         body = {
@@ -133,4 +174,4 @@ def _print_state(stack: Stack, statuses: dict[str, ComponentStatus], *, as_json:
     print(f"labkit stack in {stack.settings.home}")
     for name, status in statuses.items():
         pid = f"pid {status.pid}" if status.pid else ""
-        print(f"  {name:<8} {status.state:<10} {status.url or '':<28} {pid}")
+        print(f"  {name:<9} {status.state:<10} {status.url or '':<28} {pid}")

@@ -12,7 +12,7 @@ import nats
 from google.protobuf.message import Message
 from nats.aio.client import Client, RawCredentials
 
-from labkit.discovery import nats_url
+from labkit.discovery import nats_urls
 from labkit.nsc.creds import user_of
 from labkit.server.dispatch import error_from
 from labkit.server.errors import RemoteError
@@ -28,10 +28,13 @@ async def connect_as(
     settings: Settings | None = None,
     **options: Any,
 ) -> Client:
-    """A nats-py connection authenticated by `creds` (text, never a file on disk)."""
+    """A nats-py connection authenticated by `creds` (text, never a file on disk).
+
+    Without `servers`, every node of the stack's NATS (one, or a cluster's three).
+    """
     options.setdefault("inbox_prefix", f"_INBOX.{user_of(creds)}")
     return await nats.connect(
-        servers or nats_url(settings), user_credentials=RawCredentials(creds), **options
+        servers or nats_urls(settings), user_credentials=RawCredentials(creds), **options
     )
 
 

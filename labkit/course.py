@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from labkit.errors import LabkitError
+from labkit.report import ReportRow, link, notebook_html, render_report
 from labkit.stack import Stack
 
 NOTEBOOKS_DIR = Path("notebooks")
@@ -63,11 +64,17 @@ def course_notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob(NOTEBOOK_PATTERN))
 
 
-def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/notebooks") -> int:
+def run_course(
+    notebooks: list[str] | None,
+    output_dir: str | Path = "build/notebooks",
+    report: str | Path | None = None,
+) -> int:
     """Execute notebooks in order (all numbered ones when None); 0 if every one passed.
 
-    Executed copies go to `output_dir`; a table of results is printed as they finish.
-    Components that were already running (`python -m labkit up`) keep running.
+    Executed copies go to `output_dir`, each with its HTML rendering; a table of results
+    is printed as they finish, and written as `report` (default: `report.html` beside
+    `output_dir`) with a relative link to each notebook's HTML. Components that were
+    already running (`python -m labkit up`) keep running.
     """
     paths = [Path(n).resolve() for n in notebooks] if notebooks else _all_notebooks()
     missing = [str(path) for path in paths if not path.is_file()]
@@ -89,13 +96,35 @@ def run_course(notebooks: list[str] | None, output_dir: str | Path = "build/note
             results.append(result)
             outcome = "ok" if result.ok else "failed"
             print(f"{path.name:<{width}}  {outcome:<6}  {result.seconds:7.1f}", flush=True)
+    report_path = write_report(results, output, Path(report) if report else None)
     failed = [result for result in results if not result.ok]
     for result in failed:
         print(f"\n{result.notebook.name} failed: {result.error}")
         print(f"  executed copy with the failing cell marked: {output / result.notebook.name}")
         print(f"  what the kernels wrote to stderr: {output / 'kernels.log'}")
     print(f"\n{len(results) - len(failed)} of {len(results)} notebooks ran without errors")
+    print(f"report: {report_path}")
     return 1 if failed else 0
+
+
+def write_report(
+    results: list[NotebookResult], output_dir: Path, report: Path | None = None
+) -> Path:
+    """Render each executed notebook in `output_dir` as HTML; write the report page."""
+    report = report or output_dir.parent / "report.html"
+    rows = []
+    for result in results:
+        executed = output_dir / result.notebook.name
+        href = None
+        if executed.is_file():
+            try:
+                href = link(notebook_html(executed), report.parent)
+            except Exception as exc:  # a broken copy must not hide the other notebooks
+                print(f"could not render {executed} as HTML: {type(exc).__name__}: {exc}")
+        rows.append(ReportRow(result.notebook.name, result.ok, result.seconds, href, result.error))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(render_report(rows), encoding="utf-8")
+    return report
 
 
 @contextmanager

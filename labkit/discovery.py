@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from labkit.settings import Settings
-from labkit.stack.state import component_record
+from labkit.stack.cluster import cluster_size, jetstream_replicas, node_number
+from labkit.stack.state import component_record, load_records
+
+__all__ = [
+    "auth_url",
+    "cluster_size",
+    "jetstream_replicas",
+    "nats_url",
+    "nats_urls",
+    "nsc_service",
+]
+
+
+def nats_urls(settings: Settings | None = None) -> list[str]:
+    """Every NATS server clients should know (a cluster's nodes, node 1 first).
+
+    Give the whole list to `nats.connect(servers=...)`: the client picks one and
+    fails over to another when it goes away.
+    """
+    settings = settings or Settings()
+    if settings.nats.url:
+        return [url.strip() for url in settings.nats.url.split(",") if url.strip()]
+    records = load_records(settings.paths.state_file)
+    nodes = sorted(
+        (name for name in records if name == "nats" or name.startswith("nats#")), key=node_number
+    )
+    if not nodes:
+        component_record("nats", settings)  # raises, saying how to start it
+    return [str(records[name]["url"]) for name in nodes]
 
 
 def nats_url(settings: Settings | None = None) -> str:
-    """The NATS server clients should connect to."""
-    settings = settings or Settings()
-    if settings.nats.url:
-        return settings.nats.url
-    return str(component_record("nats", settings)["url"])
+    """One NATS server (the first); clients should prefer `nats_urls`."""
+    return nats_urls(settings)[0]
 
 
 def nsc_service(settings: Settings | None = None) -> tuple[str, str]:

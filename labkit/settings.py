@@ -42,7 +42,18 @@ class NatsSettings(BaseModel):
     monitor_port: int = Field(8222, ge=0, le=65535, description="HTTP monitoring port")
     max_memory_store: int = Field(256 * 1024**2, gt=0, description="JetStream memory, bytes")
     max_file_store: int = Field(2 * 1024**3, gt=0, description="JetStream disk, bytes")
-    url: str | None = Field(None, description="use this NATS server instead of the stack's")
+    url: str | None = Field(
+        None, description="use this NATS server (or comma-separated servers) instead of the stack's"
+    )
+    cluster_size: int | None = Field(
+        None,
+        ge=1,
+        le=5,
+        description="nats-server nodes joined by routes; default: the data dir's last, else 1",
+    )
+    cluster_port: int = Field(
+        6222, ge=0, le=65535, description="route port of node 1 (node k: +k-1)"
+    )
 
 
 class NscSettings(BaseModel):
@@ -95,6 +106,11 @@ class NscSettings(BaseModel):
     ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+    # The instructor's wire tap: it reads every subject of the account (the labs' and
+    # every reply on _INBOX.>, which it never asked for). It may publish nothing, whatever
+    # the settings say (Nsc.issue_observer_user denies every subject).
+    observer_user: str = "labkit_observer"
+    observer_subscribe: list[str] = [">"]
     service_host: str = "127.0.0.1"
     service_port: int = Field(4000, ge=0, le=65535)
     service_url: str | None = Field(None, description="use this NSC service instead")
@@ -168,7 +184,9 @@ class StreamSettings(BaseModel):
     duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
     # How long the server may take before an unacknowledged request is redelivered.
     ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))
-    replicas: int = Field(1, ge=1, le=5)
+    replicas: int | None = Field(
+        None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
+    )
 
 
 class BufferSettings(BaseModel):

@@ -37,6 +37,11 @@ def unstored(subject: str) -> str:
 SEND_FILE = "send_file"
 TRANSFORM_FILE = "transform_file"
 
+# Subjects the exercises (labkit.exercises) serve, on a server of their own.
+ECHO_REVERSE = "echo.reverse"
+ECHO_COUNT = "echo.count"
+NOTE = "note"
+
 
 class InvalidSubject(LabkitError, ValueError):
     """A subject or pattern NATS would not accept."""

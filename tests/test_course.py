@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -75,3 +76,55 @@ def test_without_a_notebooks_folder_the_error_says_where_to_run(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CourseError, match="no notebooks/ folder"):
         run_course(None)
+
+
+class _ReportRows(HTMLParser):
+    """The report's table rows: each row's cell texts and the links in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[list[str], list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append(([], []))
+        elif tag == "td":
+            self._cell = []
+        elif tag == "a" and self.rows:
+            self.rows[-1][1].append(dict(attrs)["href"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1][0].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_the_report_lists_each_notebook_with_its_result_and_a_working_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_notebook(tmp_path / "00_good.ipynb", "print('the good one ran')")
+    bad = write_notebook(tmp_path / "01_bad.ipynb", "assert 1 == 2, 'one is not two'")
+    build = tmp_path / "build"
+
+    assert run_course([str(good), str(bad)], output_dir=build / "notebooks") == 1
+
+    report = build / "report.html"
+    assert f"report: {report}" in capsys.readouterr().out
+    parser = _ReportRows()
+    parser.feed(report.read_text())
+    rows = {cells[0]: (cells, links) for cells, links in parser.rows if cells}
+    assert list(rows) == ["00_good.ipynb", "01_bad.ipynb"]
+    assert rows["00_good.ipynb"][0][1] == "ok"
+    assert rows["01_bad.ipynb"][0][1] == "failed"
+    assert "one is not two" in rows["01_bad.ipynb"][0][3]
+    for name, (_, links) in rows.items():
+        assert links == [f"notebooks/{Path(name).stem}.html"], "relative to the report"
+        page = (report.parent / links[0]).read_text()
+        assert page.startswith("<!DOCTYPE html>")
+    assert "the good one ran" in (build / "notebooks" / "00_good.html").read_text()
+    assert "one is not two" in (build / "notebooks" / "01_bad.html").read_text()

@@ -59,9 +59,9 @@ class AuthContext:
     def servers(self) -> list[str]:
         if self.nats_servers is not None:
             return self.nats_servers
-        from labkit.discovery import nats_url
+        from labkit.discovery import nats_urls
 
-        return [nats_url(self.settings)]
+        return nats_urls(self.settings)
 
 
 def _context() -> AuthContext:

@@ -6,6 +6,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from labkit.discovery import jetstream_replicas
 from labkit.labs import caching, echo, files, ping_pong, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
 from labkit.nsc.wrapper import Nsc
@@ -27,9 +28,10 @@ def lab_router() -> Router:
 def lab_server(settings: Settings | None = None, **options: Any) -> Server:
     """The lab server as the stack runs it: cache from settings, users from the NSC store."""
     settings = settings or Settings()
+    replicas = jetstream_replicas(settings)  # 3 on a NATS cluster of 3 or more, else 1
 
     async def cache(nc: Client) -> tuple[type, Any]:
-        return Cache, await open_cache(nc, settings.server)
+        return Cache, await open_cache(nc, settings.server, replicas=replicas)
 
     options.setdefault("queue", settings.server.queue)
     options.setdefault("max_in_flight", settings.server.max_in_flight)
@@ -41,6 +43,6 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
             ImageLimits: files.image_limits(settings.s3),
         },
         resource_factories=[cache, files.object_store_resource(settings)],
-        streams=[stream_echo.echo_stream_config(settings.stream)],
+        streams=[stream_echo.echo_stream_config(settings.stream, replicas)],
         **options,
     )

@@ -21,16 +21,25 @@ from labkit.subjects import ECHO_CACHED, any_user, user_subject
 router = Router("caching")
 
 
-@router.subscribe(any_user(ECHO_CACHED))
-async def cached_echo(request: EchoRequest, user: CurrentUser, cache: Cache) -> EchoResponse:
-    key = f"{user}\x00{request.message}"  # one cache entry per user and message
+def cache_key(user: str, message: str) -> str:
+    """One cache entry per user and message (a user name never contains NUL)."""
+    return f"{user}\x00{message}"
+
+
+async def cached_echo_reply(cache: Cache, key: str, message: str) -> EchoResponse:
+    """The reply cached under `key`, else a new one, made now and cached."""
     cached = await cache.get(key)
     if cached is not None:
         return EchoResponse.FromString(cached)
     made_at = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
-    response = EchoResponse(message=f"echo {request.message} (made at {made_at})")
+    response = EchoResponse(message=f"echo {message} (made at {made_at})")
     await cache.set(key, response.SerializeToString())
     return response
+
+
+@router.subscribe(any_user(ECHO_CACHED))
+async def cached_echo(request: EchoRequest, user: CurrentUser, cache: Cache) -> EchoResponse:
+    return await cached_echo_reply(cache, cache_key(user, request.message), request.message)
 
 
 async def send_cached_echo(nc: Client, user: str, text: str, timeout: float = 2.0) -> str:

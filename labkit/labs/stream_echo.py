@@ -9,11 +9,13 @@ Everything survives restarts of the NATS server, the server and the client.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
 
 from labkit.buffer import Buffer, BufferedPublisher, FlushResult
 from labkit.protocol import EchoRequest, EchoResponse
@@ -39,8 +41,11 @@ async def stream_echo(request: EchoRequest, user: CurrentUser) -> EchoResponse:
     return EchoResponse(message=f"echo {request.message} from {user}")
 
 
-def echo_stream_config(settings: StreamSettings) -> StreamConfig:
-    """The stream the server owns: requests and replies, on disk, limits from settings."""
+def echo_stream_config(settings: StreamSettings, replicas: int | None = None) -> StreamConfig:
+    """The stream the server owns: requests and replies, on disk, limits from settings.
+
+    `replicas` when the settings leave it open: 3 on a NATS cluster (jetstream_replicas).
+    """
     return StreamConfig(
         name=ECHO_STREAM_NAME,
         subjects=[stored(any_user(ECHO_STREAM)), stored(any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}"))],
@@ -49,7 +54,7 @@ def echo_stream_config(settings: StreamSettings) -> StreamConfig:
         max_age=settings.max_age.total_seconds(),
         max_bytes=settings.max_bytes,
         duplicate_window=settings.duplicate_window.total_seconds(),
-        num_replicas=settings.replicas,
+        num_replicas=settings.replicas or replicas or 1,
     )
 
 
@@ -64,6 +69,34 @@ def reply_subject(user: str) -> str:
 def reply_consumer(user: str) -> str:
     """The one consumer a user's credentials may create and read."""
     return f"reply-{user}"
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The stream as the server sees it: every message and consumer, and one user's share."""
+
+    messages: int
+    consumers: int
+    requests: int
+    replies: int
+
+    def __str__(self) -> str:
+        return (
+            f"stream {ECHO_STREAM_NAME}: {self.messages} messages, {self.consumers} consumers"
+            f" (yours: {self.requests} requests, {self.replies} replies)"
+        )
+
+
+async def stream_state(js: JetStreamContext, user: str) -> StreamState:
+    """Read the stream's state; needs the server's credentials (users may not ask)."""
+    info = await js.stream_info(ECHO_STREAM_NAME, subjects_filter=stored(f"{user}.>"))
+    subjects = info.state.subjects or {}
+    return StreamState(
+        messages=info.state.messages,
+        consumers=info.state.consumer_count,
+        requests=subjects.get(stored(request_subject(user)), 0),
+        replies=subjects.get(stored(reply_subject(user)), 0),
+    )
 
 
 class StreamEchoReplies:

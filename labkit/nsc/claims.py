@@ -18,11 +18,17 @@ UNLIMITED = -1
 JWT_VERSION = 2
 # How long a responder may answer a request it received (the server's default too).
 DEFAULT_RESPONSE_TTL = timedelta(minutes=2)
+# A permission list naming every subject (for a deny list: nothing is allowed).
+EVERY_SUBJECT: tuple[str, ...] = (">",)
 
 
 @dataclass(frozen=True)
 class Permissions:
-    """What a user may publish and subscribe to, and how many replies it may send."""
+    """What a user may publish and subscribe to, and how many replies it may send.
+
+    An empty allow list allows everything (NATS reads a missing list that way), so a
+    user that may publish nothing needs `publish_deny=(">",)`; a deny wins over an allow.
+    """
 
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
@@ -30,14 +36,22 @@ class Permissions:
     # received, within `response_ttl`, without a publish right on the reply subject.
     response_max: int = 0
     response_ttl: timedelta = field(default=timedelta(0))
+    publish_deny: tuple[str, ...] = ()
+    subscribe_deny: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "publish": list(self.publish),
             "subscribe": list(self.subscribe),
             "response_max": self.response_max,
             "response_ttl_seconds": self.response_ttl.total_seconds(),
         }
+        # Deny lists are rare (the observer): shown only when there are some.
+        if self.publish_deny:
+            body["publish_deny"] = list(self.publish_deny)
+        if self.subscribe_deny:
+            body["subscribe_deny"] = list(self.subscribe_deny)
+        return body
 
 
 def permissions_from_templates(
@@ -46,14 +60,23 @@ def permissions_from_templates(
     subscribe: Iterable[str],
     response_max: int = 0,
     response_ttl: timedelta = DEFAULT_RESPONSE_TTL,
+    *,
+    publish_deny: Iterable[str] = (),
+    subscribe_deny: Iterable[str] = (),
 ) -> Permissions:
     """Fill `{user}` in permission templates with the user's name."""
     return Permissions(
-        publish=tuple(t.format(user=user) for t in publish),
-        subscribe=tuple(t.format(user=user) for t in subscribe),
+        publish=_fill(publish, user),
+        subscribe=_fill(subscribe, user),
         response_max=response_max,
         response_ttl=response_ttl if response_max else timedelta(0),
+        publish_deny=_fill(publish_deny, user),
+        subscribe_deny=_fill(subscribe_deny, user),
     )
+
+
+def _fill(templates: Iterable[str], user: str) -> tuple[str, ...]:
+    return tuple(template.format(user=user) for template in templates)
 
 
 def operator_claims(
@@ -121,14 +144,14 @@ def user_claims(
     expires_at: datetime | None = None,
     issuer_account: str | None = None,
 ) -> Claims:
-    """User claims with allow lists, response permission and expiry.
+    """User claims with allow and deny lists, response permission and expiry.
 
     `issuer_account` must be the account's identity key when the JWT is signed by
     one of the account's signing keys, or the server answers "Authorization Violation".
     """
     nats: dict[str, Any] = {
-        "pub": {"allow": list(permissions.publish)} if permissions.publish else {},
-        "sub": {"allow": list(permissions.subscribe)} if permissions.subscribe else {},
+        "pub": _permission(permissions.publish, permissions.publish_deny),
+        "sub": _permission(permissions.subscribe, permissions.subscribe_deny),
         "subs": UNLIMITED,
         "data": UNLIMITED,
         "payload": UNLIMITED,
@@ -147,13 +170,27 @@ def user_claims(
     return claims
 
 
+def _permission(allow: tuple[str, ...], deny: tuple[str, ...]) -> dict[str, list[str]]:
+    """`{allow?, deny?}`: an empty list is left out (an empty allow list means allow all)."""
+    permission = {}
+    if allow:
+        permission["allow"] = list(allow)
+    if deny:
+        permission["deny"] = list(deny)
+    return permission
+
+
 def user_permissions(claims: Claims) -> Permissions:
     """Read the permissions back out of user claims."""
     nats = claims.get("nats", {})
     resp = nats.get("resp") or {}
+    pub = nats.get("pub") or {}
+    sub = nats.get("sub") or {}
     return Permissions(
-        publish=tuple(nats.get("pub", {}).get("allow", ())),
-        subscribe=tuple(nats.get("sub", {}).get("allow", ())),
+        publish=tuple(pub.get("allow") or ()),
+        subscribe=tuple(sub.get("allow") or ()),
         response_max=int(resp.get("max", 0)),
         response_ttl=timedelta(microseconds=int(resp.get("ttl", 0)) // 1000),
+        publish_deny=tuple(pub.get("deny") or ()),
+        subscribe_deny=tuple(sub.get("deny") or ()),
     )

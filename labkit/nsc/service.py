@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from labkit.discovery import nats_url
+from labkit.discovery import nats_urls
 from labkit.errors import LabkitError
 from labkit.files import read_or_create_secret
 from labkit.nsc.errors import Conflict, InvalidName, NotFound, NscError, PushFailed
@@ -127,7 +127,7 @@ def _push_to_stack(settings: Settings, nsc: Nsc) -> Pusher:
     def push(account_jwt: str) -> bool:
         """Push when a NATS server runs; False when none does (it loads the store at start)."""
         try:
-            servers = nats_url(settings)
+            servers = nats_urls(settings)
         except LabkitError:
             return False
         push_account_jwt_sync(servers, nsc.system_creds(), account_jwt)

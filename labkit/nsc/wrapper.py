@@ -180,6 +180,22 @@ class Nsc:
         """The application server's creds (the stack issues them when NATS starts)."""
         return self.user_creds(self.settings.server_user)
 
+    def issue_observer_user(self) -> IssuedUser:
+        """(Re-)issue the wire tap's credentials: subscribe from the templates, publish nothing."""
+        settings = self.settings
+        permissions = claims.permissions_from_templates(
+            settings.observer_user,
+            publish=(),
+            subscribe=settings.observer_subscribe,
+            # An empty allow list allows everything: deny every subject instead.
+            publish_deny=claims.EVERY_SUBJECT,
+        )
+        return self.create_user(settings.observer_user, permissions=permissions)
+
+    def observer_creds(self) -> str:
+        """The wire tap's subscribe-only creds (the stack issues them when NATS starts)."""
+        return self.user_creds(self.settings.observer_user)
+
     def read_user_jwt(self, name: str, account: str | None = None) -> str:
         account = self._account(account, reading=True)
         return self.store.read(self.store.user_path(account, name), f"user {name!r} in {account!r}")

@@ -22,6 +22,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError
 
 from labkit.server.injection import register_dependency
+from labkit.server.jetstream import when_available
 from labkit.settings import ServerSettings
 
 Clock = Callable[[], float]
@@ -87,7 +88,9 @@ class KeyValueCache(Cache):
         config = KeyValueConfig(
             bucket=bucket, ttl=ttl, history=1, storage=StorageType.MEMORY, replicas=replicas
         )
-        kv = await js.create_key_value(config)
+        kv = await when_available(
+            lambda: js.create_key_value(config), f"creating KV bucket {bucket}"
+        )
         return cls(kv, ttl)
 
     async def get(self, key: str) -> bytes | None:
@@ -112,22 +115,28 @@ def _kv_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-CacheFactory = Callable[[Client, ServerSettings], Awaitable[Cache]]
+# (connection, settings, JetStream replicas) -> cache
+CacheFactory = Callable[[Client, ServerSettings, int], Awaitable[Cache]]
 
 
-async def _memory(_nc: Client, settings: ServerSettings) -> Cache:
+async def _memory(_nc: Client, settings: ServerSettings, _replicas: int) -> Cache:
     return MemoryCache(settings.cache_ttl.total_seconds(), settings.cache_max_entries)
 
 
-async def _kv(nc: Client, settings: ServerSettings) -> Cache:
-    return await KeyValueCache.open(nc, settings.cache_bucket, settings.cache_ttl.total_seconds())
+async def _kv(nc: Client, settings: ServerSettings, replicas: int) -> Cache:
+    return await KeyValueCache.open(
+        nc, settings.cache_bucket, settings.cache_ttl.total_seconds(), replicas=replicas
+    )
 
 
 CACHE_BACKENDS: dict[str, CacheFactory] = {"memory": _memory, "kv": _kv}
 
 
-async def open_cache(nc: Client, settings: ServerSettings) -> Cache:
-    """The cache backend the settings name (LABKIT_SERVER_CACHE_BACKEND)."""
+async def open_cache(nc: Client, settings: ServerSettings, *, replicas: int = 1) -> Cache:
+    """The cache backend the settings name (LABKIT_SERVER_CACHE_BACKEND).
+
+    `replicas`: of the KV bucket, 3 on a NATS cluster (see discovery.jetstream_replicas).
+    """
     try:
         factory = CACHE_BACKENDS[settings.cache_backend]
     except KeyError:
@@ -135,7 +144,7 @@ async def open_cache(nc: Client, settings: ServerSettings) -> Cache:
         raise ValueError(
             f"unknown cache backend {settings.cache_backend!r}; choose one of: {known}"
         ) from None
-    return await factory(nc, settings)
+    return await factory(nc, settings, replicas)
 
 
 register_dependency(Cache)

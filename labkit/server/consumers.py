@@ -25,6 +25,7 @@ from nats.js.errors import BadRequestError
 
 from labkit.server.dispatch import Outcome, dispatch
 from labkit.server.injection import Headers
+from labkit.server.jetstream import when_available
 from labkit.server.router import Route
 from labkit.subjects import REPLY_SUFFIX, stored, unstored
 
@@ -39,13 +40,20 @@ Spawn = Callable[["RouteConsumer", Any], None]
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or bring an existing one to `config` (idempotent)."""
-    try:
-        await js.add_stream(config)
-    except BadRequestError as exc:
-        if exc.err_code != STREAM_IN_USE:
-            raise
-        await js.update_stream(config)
+    """Create the stream, or bring an existing one to `config` (idempotent).
+
+    On a cluster that is still settling, it waits for JetStream (see when_available).
+    """
+
+    async def create_or_update() -> None:
+        try:
+            await js.add_stream(config)
+        except BadRequestError as exc:
+            if exc.err_code != STREAM_IN_USE:
+                raise
+            await js.update_stream(config)
+
+    await when_available(create_or_update, f"creating stream {config.name}")
 
 
 class RouteConsumer:
@@ -70,11 +78,14 @@ class RouteConsumer:
             max_ack_pending=1000,
             filter_subject=stored(self.route.pattern),
         )
-        subscription = await self._js.pull_subscribe(
-            stored(self.route.pattern),
-            durable=self.consumer.durable,
-            stream=self.consumer.stream,
-            config=config,
+        subscription = await when_available(
+            lambda: self._js.pull_subscribe(
+                stored(self.route.pattern),
+                durable=self.consumer.durable,
+                stream=self.consumer.stream,
+                config=config,
+            ),
+            f"creating consumer {self.consumer.durable}",
         )
         self._task = asyncio.create_task(self._fetch_loop(subscription, serve))
 

@@ -76,7 +76,7 @@ class Server:
     async def start(self) -> None:
         """Connect, create resources, subscribe every route and the discovery subjects."""
         creds = self._creds or _server_creds(self.settings)
-        servers = self._servers or _nats_url(self.settings)
+        servers = self._servers or _nats_urls(self.settings)
         self.nc = await nats.connect(
             servers,
             user_credentials=RawCredentials(creds),
@@ -195,7 +195,7 @@ def _server_creds(settings: Settings) -> str:
     return Nsc.from_settings(settings).server_creds()
 
 
-def _nats_url(settings: Settings) -> str:
-    from labkit.discovery import nats_url
+def _nats_urls(settings: Settings) -> list[str]:
+    from labkit.discovery import nats_urls
 
-    return nats_url(settings)
+    return nats_urls(settings)

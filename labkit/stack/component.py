@@ -40,6 +40,9 @@ class Component(ABC):
     # Those it needs while starting (it reads their endpoints from the state file);
     # the others start in parallel with it.
     starts_after: ClassVar[tuple[str, ...]] = ()
+    # When True, `ensure` stops recorded instances beyond `instances()` (a cluster that
+    # shrinks must not keep stray nodes); replicas of other kinds are left running.
+    exact_instances: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, instance: str | None = None) -> None:
         self.settings = settings
@@ -58,6 +61,14 @@ class Component(ABC):
     @abstractmethod
     def is_healthy(self, record: Record) -> bool:
         """A quick check (well under a second) that the running process serves."""
+
+    def is_ready(self, record: Record) -> bool:
+        """What a start waits for; by default the same as healthy.
+
+        A cluster node is healthy once it serves, but ready only once it has caught up
+        with its peers: a start waits for that, a running node is not restarted for it.
+        """
+        return self.is_healthy(record)
 
     def child_env(self) -> dict[str, str]:
         """The environment a labkit child process needs to find this data directory."""

@@ -72,13 +72,14 @@ class Stack:
         with self._locked():
             records = load_records(self.paths.state_file)
             self._sweep(records)
+            surplus = self._surplus(wanted, records)
             to_start = [name for name in wanted if not self._healthy(name, records)]
-            to_start += self._stale_dependents(to_start, records)
+            to_start += self._stale_dependents(to_start, surplus, records)
             for name in wanted:
                 if name in records and name not in to_start:
                     records[name]["health"] = "healthy"
             try:
-                for name in to_start:
+                for name in [*surplus, *to_start]:
                     self._stop_record(name, records)
                 if to_start:
                     self._start(to_start, records)
@@ -112,6 +113,16 @@ class Stack:
                     stopped.append(name)
             save_records(self.paths.state_file, self.paths.home, records)
         return stopped
+
+    def restart(self, *names: str) -> dict[str, ComponentStatus]:
+        """Stop the named components and start them again, with what the stop took down.
+
+        Stopping `nats` stops what needs it; those come back too, on the new endpoint.
+        """
+        if not names:
+            raise StackError("name the components to restart, e.g. Stack().restart('nsc')")
+        stopped = self.down(*names)
+        return self.ensure(*names, *(name for name in stopped if name not in names))
 
     def record(self, name: str) -> dict[str, Any]:
         """The saved record (url, ports, paths) of a running component."""
@@ -185,17 +196,39 @@ class Stack:
         order = list(reversed(list(self._kinds)))
         return [name for name in order if name in chosen]
 
-    def _stale_dependents(self, restarting: list[str], records: Records) -> list[str]:
+    def _surplus(self, wanted: list[str], records: Records) -> list[str]:
+        """Recorded instances of wanted exact-count kinds beyond what the settings ask."""
+        kinds = [self._kinds[kind] for kind in {base_name(name) for name in wanted}]
+        expected = {
+            name
+            for kind in kinds
+            if kind.exact_instances
+            for name in instance_names(kind, self.settings)
+        }
+        exact = {kind.name for kind in kinds if kind.exact_instances}
+        return [name for name in records if base_name(name) in exact and name not in expected]
+
+    def _stale_dependents(
+        self, restarting: list[str], stopping: list[str], records: Records
+    ) -> list[str]:
         """Running components that read an endpoint of one being restarted, at their start.
 
         They hold the old endpoint (a restarted NATS may get another port), so they are
-        restarted after it.
+        restarted after it. A kind with an instance that keeps running (a cluster that
+        restarts one node) leaves them be: they hold every node's URL and fail over.
         """
-        kinds = {base_name(name) for name in restarting}
+        leaving = {*restarting, *stopping}
+        kinds = {
+            base_name(name)
+            for name in restarting
+            if not any(
+                base_name(other) == base_name(name) and other not in leaving for other in records
+            )
+        }
         return [
             name
             for name in records
-            if name not in restarting and kinds.intersection(self._component(name).starts_after)
+            if name not in leaving and kinds.intersection(self._component(name).starts_after)
         ]
 
     def _healthy(self, name: str, records: Records) -> bool:
@@ -251,6 +284,7 @@ class Stack:
 
     def _wait_healthy(self, name: str, launch: Launch, pid: ProcessId, records: Records) -> None:
         component = self._component(name)
+        # is_ready: a cluster node must also have caught up with its peers.
         deadline = time.monotonic() + self.settings.stack.startup_timeout
         delay = 0.005
         while time.monotonic() < deadline:
@@ -260,7 +294,7 @@ class Stack:
                     f"{name} exited while starting; last lines of {self.paths.log_file(name)}:\n"
                     f"{self.log_tail(name)}"
                 )
-            if component.is_healthy(launch.record):
+            if component.is_ready(launch.record):
                 records[name] = {
                     **pid.as_dict(),
                     **launch.record,

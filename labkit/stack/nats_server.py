@@ -5,11 +5,27 @@ from __future__ import annotations
 import shutil
 import sys
 import sysconfig
+from dataclasses import astuple, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from labkit.files import write_atomic
+from labkit.files import write_atomic, write_private
 from labkit.nsc.wrapper import Nsc
+from labkit.settings import Settings
+from labkit.stack.cluster import (
+    CLUSTER_NAME,
+    ROUTE_USER,
+    ClusterPlan,
+    NodePorts,
+    cluster_size,
+    forget_plan,
+    load_plan,
+    node_number,
+    preferred_ports,
+    route_password,
+    save_plan,
+    server_name,
+)
 from labkit.stack.component import Component, Launch, Record, http_ok, register
 from labkit.stack.errors import StackError
 from labkit.stack.ports import PortAllocator
@@ -37,6 +53,17 @@ def nats_server_binary() -> Path:
     )
 
 
+@dataclass(frozen=True)
+class RouteConfig:
+    """A node's place in a cluster: its route port, credentials and the others' route URLs."""
+
+    name: str
+    listen_port: int
+    user: str
+    password: str
+    routes: list[str]
+
+
 def render_config(
     *,
     host: str,
@@ -49,10 +76,12 @@ def render_config(
     jetstream_dir: Path,
     max_memory_store: int,
     max_file_store: int,
+    server_name: str = "labkit",
+    cluster: RouteConfig | None = None,
 ) -> str:
     """The nats-server configuration text (pure; paths are quoted)."""
     return f"""# Written by labkit at each start; edit the settings, not this file.
-server_name: labkit
+server_name: {server_name}
 host: "{host}"
 port: {port}
 http: "{host}:{monitor_port}"
@@ -74,36 +103,81 @@ jetstream {{
   max_memory_store: {max_memory_store}
   max_file_store: {max_file_store}
 }}
+{_render_cluster(host, cluster) if cluster else ""}"""
+
+
+def _render_cluster(host: str, cluster: RouteConfig) -> str:
+    routes = "".join(f'    "{route}"\n' for route in cluster.routes)
+    return f"""
+cluster {{
+  name: {cluster.name}
+  listen: "{host}:{cluster.listen_port}"
+  authorization {{
+    user: {cluster.user}
+    password: "{cluster.password}"
+  }}
+  routes: [
+{routes}  ]
+}}
 """
 
 
 @register
 class NatsServer(Component):
-    """nats-server in operator mode with the full resolver and JetStream."""
+    """nats-server in operator mode with the full resolver and JetStream.
+
+    One node by default; `cluster_size` nodes joined by routes (`nats`, `nats#2`, ...),
+    each with its own ports, JetStream store and resolver directory.
+    """
 
     name = "nats"
     description = "NATS server (operator mode, JetStream)"
+    exact_instances = True
+
+    @classmethod
+    def instances(cls, settings: Settings) -> int:
+        return cluster_size(settings)
 
     def prepare(self, ports: PortAllocator) -> Launch:
         nats = self.settings.nats
-        folder = self.settings.paths.nats_dir
         nsc = Nsc.from_settings(self.settings)
         setup = nsc.setup()
+        # The stack's own users, re-issued at each start (fresh expiry, current settings):
+        # the application server, and the subscribe-only observer of the wire tap.
         nsc.issue_server_user()
-        operator_path = folder / "operator.jwt"
+        nsc.issue_observer_user()
+        operator_path = self.settings.paths.nats_dir / "operator.jwt"
         write_atomic(operator_path, setup.operator_jwt + "\n")
+        size = cluster_size(self.settings)
+        if size == 1:
+            forget_plan(self.settings.paths)
+            folder = self.settings.paths.nats_dir
+            node_ports = NodePorts(ports.take(nats.port), ports.take(nats.monitor_port), 0)
+            name, cluster = "labkit", None
+        else:
+            node = node_number(self.instance)
+            plan = self._cluster_plan(ports, size)
+            node_ports = plan.ports_of(node)
+            folder = self.settings.paths.nats_dir / f"node-{node}"
+            name = server_name(node)
+            password = route_password(self.settings.paths)
+            cluster = RouteConfig(
+                name=CLUSTER_NAME,
+                listen_port=node_ports.cluster_port,
+                user=ROUTE_USER,
+                password=password,
+                routes=plan.routes(nats.host, node, password),
+            )
         resolver_dir = folder / "resolver"
         resolver_dir.mkdir(parents=True, exist_ok=True)
         # The keystore is the source of truth (revocations are written there first),
-        # so every start hands the resolver the current account JWTs.
+        # so every start hands the resolver (each node's) the current account JWTs.
         for account_key, token in nsc.account_jwts().items():
             write_atomic(resolver_dir / f"{account_key}.jwt", token)
-        port = ports.take(nats.port)
-        monitor_port = ports.take(nats.monitor_port)
         config = render_config(
             host=nats.host,
-            port=port,
-            monitor_port=monitor_port,
+            port=node_ports.port,
+            monitor_port=node_ports.monitor_port,
             operator_jwt=operator_path,
             system_account=setup.system_account_key,
             system_account_jwt=nsc.read_account_jwt("SYS"),
@@ -111,17 +185,52 @@ class NatsServer(Component):
             jetstream_dir=folder / "jetstream",
             max_memory_store=nats.max_memory_store,
             max_file_store=nats.max_file_store,
+            server_name=name,
+            cluster=cluster,
         )
         config_path = folder / "nats-server.conf"
-        write_atomic(config_path, config)
-        return Launch(
-            argv=[str(nats_server_binary()), "-c", str(config_path)],
-            record={
-                "url": f"nats://{nats.host}:{port}",
-                "monitor_url": f"http://{nats.host}:{monitor_port}",
-                "config": str(config_path),
-            },
-        )
+        write_private(config_path, config)  # a cluster node's holds the route password
+        record: Record = {
+            "url": f"nats://{nats.host}:{node_ports.port}",
+            "monitor_url": f"http://{nats.host}:{node_ports.monitor_port}",
+            "config": str(config_path),
+        }
+        if cluster is not None:
+            record |= {
+                "server_name": name,
+                "cluster_url": f"nats-route://{nats.host}:{node_ports.cluster_port}",
+                "cluster_size": size,
+            }
+        return Launch(argv=[str(nats_server_binary()), "-c", str(config_path)], record=record)
+
+    def _cluster_plan(self, ports: PortAllocator, size: int) -> ClusterPlan:
+        """The cluster's ports: planned by the first node prepared, then kept for restarts."""
+        paths, nats = self.settings.paths, self.settings.nats
+        plan = load_plan(paths)
+        if plan is None or plan.size != size:
+            plan = ClusterPlan(
+                tuple(
+                    NodePorts(*(ports.take(port) for port in astuple(preferred_ports(nats, n))))
+                    for n in range(1, size + 1)
+                )
+            )
+        else:
+            # A restarting node keeps its ports when they are still free.
+            node = node_number(self.instance)
+            mine = astuple(plan.ports_of(node))
+            kept = (port if ports.claimed(port) else ports.take(port) for port in mine)
+            plan = plan.with_ports(node, NodePorts(*kept))
+        save_plan(paths, plan)
+        return plan
 
     def is_healthy(self, record: Record) -> bool:
+        if record.get("cluster_size", 1) != cluster_size(self.settings):
+            return False  # a node of another cluster shape: restart it with the new config
+        if "cluster_size" in record:
+            # Serving; a node whose peers are electing a leader is not restarted for it.
+            return http_ok(f"{record['monitor_url']}/healthz?js-enabled-only=true")
+        return http_ok(f"{record['monitor_url']}/healthz")
+
+    def is_ready(self, record: Record) -> bool:
+        # On a cluster: JetStream has a meta leader and this node's streams are current.
         return http_ok(f"{record['monitor_url']}/healthz")

@@ -41,3 +41,7 @@ class PortAllocator:
                 port = free_port(self.host)
         self._given.add(port)
         return port
+
+    def claimed(self, port: int) -> bool:
+        """True when this allocator already handed out `port` (in this start)."""
+        return port in self._given

@@ -17,47 +17,26 @@ import html
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import ipywidgets as widgets
-from google.protobuf import text_format
-from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from labkit.labs.ping_pong import Conversation
-from labkit.protocol import EchoRequest, EchoResponse, PingRequest
-from labkit.server.dispatch import error_from
-from labkit.subjects import ECHO, ECHO_STREAM, INBOX, PING, REPLY_SUFFIX, any_user, matches
+from labkit.widgets.base import Panel
+from labkit.widgets.wire import FOLLOW_END, WireDecoder, now_text, table_html
 
 _SCROLL = {"max_height": "16em", "overflow": "auto"}
-# A reversed flex column starts scrolled to its end, so the newest line stays in view.
-_FOLLOW_END = "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse"
-
-
-def _now() -> str:
-    return datetime.now().strftime("%H:%M:%S.%f")[:-3]
 
 
 def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-class _Panel:
-    """Shows as its `widget` in a notebook, as its repr in plain text (what nbval compares)."""
-
-    widget: Any
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
-
-
-class _SendBox(_Panel, ABC):
+class _SendBox(Panel, ABC):
     """A Text box and a Send button whose click runs `send(text)` on the running loop."""
 
     def __init__(self, placeholder: str) -> None:
@@ -150,24 +129,13 @@ class TapRow:
     text: str
 
 
-# What travels on a lab subject: (pattern, payload type, reply type or None); first match wins.
-_LAB_MESSAGES: list[tuple[str, type[Message], type[Message] | None]] = [
-    (any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}"), EchoResponse, None),  # a persisted reply
-    (any_user(ECHO), EchoRequest, EchoResponse),
-    (any_user(ECHO) + ".>", EchoRequest, EchoResponse),
-    (any_user(PING), PingRequest, PingRequest),
-    (any_user(INBOX), PingRequest, None),
-]
-_REPLY_GUESS: type[Message] = EchoResponse  # a reply whose request the tap did not see
-_MAX_PENDING_REPLIES = 1000
-
-
-class WireTap(_Panel):
+class WireTap(Panel):
     """A live table of the messages on `subjects`, newest last, the last `max_rows` kept.
 
     A user may read only its own subjects, `<id>.>` and `_INBOX.<id>.>`: the requests it
     sends and the replies it gets. Payloads are decoded by subject (a reply by the
-    request it answers); what is not a lab message shows as raw bytes.
+    request it answers, see `labkit.widgets.wire`); what is not a lab message shows as
+    raw bytes. `ObserverTap` (labkit.widgets.wiretap) is the instructor's view of all users.
     """
 
     def __init__(
@@ -177,7 +145,7 @@ class WireTap(_Panel):
         self.subjects = list(subjects)
         self.title = title
         self._rows: deque[TapRow] = deque(maxlen=max_rows)
-        self._reply_types: dict[str, type[Message]] = {}
+        self._decoder = WireDecoder()
         self._subscriptions: list[Subscription] = []
         self.table = widgets.HTML()
         self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), self.table])
@@ -212,54 +180,15 @@ class WireTap(_Panel):
 
     async def _on_message(self, msg: Msg) -> None:
         data = bytes(msg.data)
-        self._rows.append(TapRow(_now(), msg.subject, len(data), self._decode(msg, data)))
+        text = self._decoder.decode(msg.subject, data, reply=msg.reply, headers=msg.headers)
+        self._rows.append(TapRow(now_text(), msg.subject, len(data), text))
         self._render()
 
-    def _decode(self, msg: Msg, data: bytes) -> str:
-        error = error_from(msg.headers, data)
-        if error is not None:
-            return _show(error)
-        reply_type = self._reply_types.pop(msg.subject, None)
-        for pattern, payload_type, answer_type in _LAB_MESSAGES:
-            if matches(pattern, msg.subject):
-                if msg.reply and answer_type is not None:
-                    self._expect(msg.reply, answer_type)
-                return _parse(payload_type, data)
-        if msg.subject.startswith("_INBOX."):
-            return _parse(reply_type or _REPLY_GUESS, data)
-        return repr(data)
-
-    def _expect(self, reply_subject: str, reply_type: type[Message]) -> None:
-        if len(self._reply_types) >= _MAX_PENDING_REPLIES:  # requests nobody answered
-            self._reply_types.pop(next(iter(self._reply_types)))
-        self._reply_types[reply_subject] = reply_type
-
     def _render(self) -> None:
-        header = "".join(f"<th style='text-align:left'>{c}</th>" for c in TAP_COLUMNS)
-        lines = [
-            f"<tr><td>{row.time}</td><td><code>{html.escape(row.subject)}</code></td>"
-            f"<td style='text-align:right'>{row.size}</td><td>{html.escape(row.text)}</td></tr>"
-            for row in self._rows
-        ]
-        if not lines:
-            lines = ["<tr><td colspan='4'><i>nothing yet</i></td></tr>"]
-        table = f"<table><tr>{header}</tr>{''.join(lines)}</table>"
-        self.table.value = f"<div style='{_FOLLOW_END}'><div>{table}</div></div>"
+        self.table.value = table_html(TAP_COLUMNS, (asdict(row) for row in self._rows))
 
     def __repr__(self) -> str:
         return f"WireTap({self.subjects}, rows={len(self._rows)})"
-
-
-def _parse(kind: type[Message], data: bytes) -> str:
-    try:
-        return _show(kind.FromString(data))
-    except DecodeError:
-        return repr(data)
-
-
-def _show(message: Message) -> str:
-    fields = text_format.MessageToString(message, as_one_line=True)
-    return f"{type(message).__name__}{{{fields}}}"
 
 
 @dataclass(frozen=True)
@@ -344,7 +273,7 @@ class ChatPane(_SendBox):
             f"{html.escape(self._name(entry.destination))}: {html.escape(entry.message)}</div>"
             for entry in self.transcript
         ]
-        self.lines.value = f"<div style='{_FOLLOW_END}'><div>{''.join(rows)}</div></div>"
+        self.lines.value = f"<div style='{FOLLOW_END}'><div>{''.join(rows)}</div></div>"
 
     def _name(self, user: str) -> str:
         return self.names.get(user, user)

@@ -1,13 +1,14 @@
-"""A status panel for the stack: one row per component with Start and Stop buttons.
+"""A status panel for the stack: each component's health, its log, and buttons to act.
 
-Everything a click does is also a method (`start`, `stop`, `refresh`), and the
-panel's current table is readable (`rows`, `states`, `messages`), so a later
-notebook cell can drive the panel and assert on what it shows.
+Everything a click does is also a method (`start`, `stop`, `restart`, `log`,
+`refresh`), and the panel's current table is readable (`rows`, `states`,
+`messages`), so a later notebook cell can drive the panel and assert on what it shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ import ipywidgets as widgets
 
 from labkit.errors import LabkitError
 from labkit.stack import ComponentStatus, Stack
+from labkit.widgets.base import Panel
 
 COLUMNS = ("name", "state", "url", "pid")
+LOG_LINES = 10
 _STATE_COLOURS = {"running": "green", "unhealthy": "darkorange", "stopped": "gray"}
-_GRID_COLUMNS = "7em 7em minmax(16em, 1fr) 6em 5em 5em"
+_GRID_COLUMNS = "7em 7em minmax(16em, 1fr) 6em 5em 5em 5.5em 5em"
+_LOG_STYLE = "max-height:14em; overflow:auto; font-size:85%; margin:0"
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,11 @@ class _RowWidgets:
     state: Any  # widgets.Label
     url: Any  # widgets.Label
     pid: Any  # widgets.Label
+    log: Any  # widgets.HTML, shown while the component's Log button is down
 
 
-class StackStatusPanel:
-    """Show each stack component's state, url and pid; start and stop them.
+class StackStatusPanel(Panel):
+    """Show each stack component's state, url and pid; start, stop, restart; read its log.
 
     Messages go to an Output widget with `append_stdout`, which lands in the widget
     under papermill, nbval and a browser alike (a `with out:` block does not).
@@ -46,14 +51,21 @@ class StackStatusPanel:
         self._rows: dict[str, _RowWidgets] = {}
         self._statuses = self.stack.status()
         cells: list[Any] = [widgets.HTML(f"<b>{column}</b>") for column in COLUMNS]
-        cells += [widgets.Label(""), widgets.Label("")]
+        cells += [widgets.Label("") for _ in range(4)]
         for name in self._statuses:
             cells += self._make_row(name)
         self.grid = widgets.GridBox(
             cells, layout=widgets.Layout(grid_template_columns=_GRID_COLUMNS, grid_gap="2px 8px")
         )
+        self.logs = widgets.VBox([row.log for row in self._rows.values()])
         self.widget = widgets.VBox(
-            [widgets.HTML("<b>labkit stack</b>"), self.grid, self.refresh_button, self.out]
+            [
+                widgets.HTML("<b>labkit stack</b>"),
+                self.grid,
+                self.refresh_button,
+                self.out,
+                self.logs,
+            ]
         )
         self._show()
 
@@ -82,12 +94,31 @@ class StackStatusPanel:
         text = "".join(str(output.get("text", "")) for output in self.out.outputs)
         return text.splitlines()
 
+    @property
+    def open_logs(self) -> list[str]:
+        """The components whose log is shown."""
+        return [name for name, buttons in self.buttons.items() if buttons["log"].value]
+
     # what a click does
     def refresh(self) -> dict[str, ComponentStatus]:
-        """Check every component now and update the table."""
+        """Check every component now and update the table (and the logs shown)."""
         self._statuses = self.stack.status()
         self._show()
         return self._statuses
+
+    def log(self, name: str, lines: int = LOG_LINES) -> str:
+        """The last `lines` lines of `name`'s log; shows them under the table too."""
+        text = self.stack.log_tail(name, lines)
+        row = self._rows.get(name)
+        if row is not None:
+            self.buttons[name]["log"].value = True  # a no-op when it is already down
+            self._show_log(name, text)
+        return text
+
+    def hide_log(self, name: str) -> None:
+        """Hide `name`'s log (what a click on a pressed Log button does)."""
+        if name in self.buttons:
+            self.buttons[name]["log"].value = False
 
     def start(self, name: str) -> dict[str, ComponentStatus]:
         """Start `name` (and what it needs) unless it already runs healthy."""
@@ -108,6 +139,22 @@ class StackStatusPanel:
             self._say(f"{name} was already running")
         return started
 
+    def restart(self, name: str) -> dict[str, ComponentStatus]:
+        """Stop `name` and start it again, with whatever the stop took down."""
+        before = {n: status.pid for n, status in self.stack.status().items() if status.running}
+        began = time.monotonic()
+        try:
+            statuses = self.stack.restart(name)
+        except LabkitError as exc:
+            self._report_error(f"could not restart {name}: {exc}")
+            raise
+        finally:
+            self.refresh()
+        seconds = time.monotonic() - began
+        fresh = [n for n, status in statuses.items() if status.pid != before.get(n)]
+        self._say(f"restarted {', '.join(fresh)} in {seconds:.1f} s")
+        return statuses
+
     def stop(self, name: str) -> list[str]:
         """Stop `name` and whatever needs it (stopping nats stops nsc too)."""
         try:
@@ -121,25 +168,46 @@ class StackStatusPanel:
         return stopped
 
     # display
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
-
     def __repr__(self) -> str:
         states = ", ".join(f"{name}={state}" for name, state in self.states.items())
         return f"StackStatusPanel({states})"
 
     # internals
     def _make_row(self, name: str) -> list[Any]:
-        row = _RowWidgets(state=widgets.Label(), url=widgets.Label(), pid=widgets.Label())
+        log = widgets.HTML(layout=widgets.Layout(display="none"))
+        row = _RowWidgets(widgets.Label(), widgets.Label(), widgets.Label(), log)
         self._rows[name] = row
         start = widgets.Button(description="Start", button_style="success", tooltip=f"start {name}")
         stop = widgets.Button(description="Stop", button_style="danger", tooltip=f"stop {name}")
+        restart = widgets.Button(
+            description="Restart", button_style="warning", tooltip=f"stop {name}, start it again"
+        )
+        log_button = widgets.ToggleButton(description="Log", tooltip=f"the end of {name}'s log")
         start.on_click(self._on_click(self.start, name))
         stop.on_click(self._on_click(self.stop, name))
-        self.buttons[name] = {"start": start, "stop": stop}
-        return [widgets.Label(name), row.state, row.url, row.pid, start, stop]
+        restart.on_click(self._on_click(self.restart, name))
+        log_button.observe(self._on_log_toggle(name), names="value")
+        self.buttons[name] = {"start": start, "stop": stop, "restart": restart, "log": log_button}
+        return [widgets.Label(name), row.state, row.url, row.pid, start, stop, restart, log_button]
+
+    def _on_log_toggle(self, name: str) -> Callable[[dict[str, Any]], None]:
+        def toggle(change: dict[str, Any]) -> None:
+            if change["new"]:
+                self._show_log(name, self.stack.log_tail(name, LOG_LINES))
+            else:
+                self._rows[name].log.layout.display = "none"
+
+        return toggle
+
+    def _show_log(self, name: str, text: str) -> None:
+        body = html.escape(text) if text else "<i>(empty)</i>"
+        view = self._rows[name].log
+        file_name = html.escape(self.stack.paths.log_file(name).name)
+        view.value = (
+            f"<b>{html.escape(name)}</b>: the end of {file_name}"
+            f"<pre style='{_LOG_STYLE}'>{body}</pre>"
+        )
+        view.layout.display = None
 
     def _on_click(self, action: Callable[[str], object], name: str) -> Callable[[Any], None]:
         def handle(_button: Any) -> None:
@@ -161,6 +229,8 @@ class StackStatusPanel:
             cells.pid.value = row["pid"]
             self.buttons[name]["start"].disabled = state == "running"
             self.buttons[name]["stop"].disabled = state == "stopped"
+            if self.buttons[name]["log"].value:
+                self._show_log(name, self.stack.log_tail(name, LOG_LINES))
 
     def _say(self, line: str) -> None:
         self.out.append_stdout(line + "\n")

@@ -122,6 +122,14 @@ def test_user_claims_without_permissions_have_empty_pub_sub() -> None:
     assert nats["sub"] == {}
 
 
+def test_user_claims_with_deny_lists() -> None:
+    perms = Permissions(subscribe=(">",), publish_deny=(">",), subscribe_deny=("$SYS.>",))
+    nats = claims.user_claims("watcher", "UKEY", perms)["nats"]
+    # No allow list for publish (that would allow everything): deny only.
+    assert nats["pub"] == {"deny": [">"]}
+    assert nats["sub"] == {"allow": [">"], "deny": ["$SYS.>"]}
+
+
 def test_user_claims_issuer_account_only_when_given() -> None:
     account = _key(KeyKind.ACCOUNT)
     given = claims.user_claims("u", "UKEY", Permissions(), issuer_account=account)
@@ -197,6 +205,15 @@ def test_permissions_from_templates_fill_the_user() -> None:
     )
 
 
+def test_permissions_from_templates_fill_deny_lists() -> None:
+    perms = claims.permissions_from_templates(
+        "alice", [], [">"], publish_deny=[">"], subscribe_deny=["{user}.secret"]
+    )
+    assert perms.publish == ()
+    assert perms.publish_deny == (">",)
+    assert perms.subscribe_deny == ("alice.secret",)
+
+
 def test_permissions_from_templates_accept_any_iterable() -> None:
     perms = claims.permissions_from_templates("bob", iter(["{user}.a"]), ("{user}.b",))
     assert perms.publish == ("bob.a",)
@@ -214,6 +231,17 @@ def test_permissions_as_dict() -> None:
     }
 
 
+def test_permissions_as_dict_shows_deny_lists_when_there_are_some() -> None:
+    perms = Permissions(subscribe=(">",), publish_deny=(">",))
+    assert perms.as_dict() == {
+        "publish": [],
+        "subscribe": [">"],
+        "response_max": 0,
+        "response_ttl_seconds": 0.0,
+        "publish_deny": [">"],
+    }
+
+
 @pytest.mark.parametrize(
     "perms",
     [
@@ -223,6 +251,8 @@ def test_permissions_as_dict() -> None:
         Permissions(("a.>", "b"), ("c",), 1, timedelta(seconds=30)),
         Permissions(("a.>",), ("a.>",), 5, timedelta(milliseconds=1001)),
         Permissions(("a.>",), ("a.>",), 5, timedelta(microseconds=123_457)),
+        Permissions(subscribe=(">",), publish_deny=(">",)),
+        Permissions(("a.>",), ("a.>",), publish_deny=("a.x",), subscribe_deny=("a.y", "a.z")),
     ],
 )
 def test_user_permissions_round_trip(perms: Permissions) -> None:

@@ -340,6 +340,21 @@ def test_edit_user_without_permissions_keeps_them(nsc: Nsc) -> None:
     assert abs(jwt.decode(edited.jwt)["exp"] - (time.time() + 7200)) <= 2
 
 
+def test_observer_user_may_read_everything_and_publish_nothing(nsc: Nsc) -> None:
+    issued = nsc.issue_observer_user()
+    assert issued.name == "labkit_observer"
+    assert nsc.observer_creds().strip() == issued.creds.strip()
+    nats = jwt.verify(issued.jwt)["nats"]
+    assert nats["sub"] == {"allow": [">"]}
+    assert nats["pub"] == {"deny": [">"]}
+    assert "resp" not in nats  # no response permission either: it cannot even reply
+
+
+def test_observer_user_is_reissued_with_the_same_key(nsc: Nsc) -> None:
+    first = nsc.issue_observer_user()
+    assert nsc.issue_observer_user().public_key == first.public_key
+
+
 # revoke_user
 
 

@@ -271,3 +271,21 @@ def test_restarting_nats_restarts_the_app_server_that_holds_its_old_url(stack: S
     server = stack.status()["server"]
     assert server.running and server.pid != server_pid
     assert _gone(server_pid)
+
+
+def test_restart_starts_again_what_the_stop_took_down(stack: Stack) -> None:
+    before = _pids(stack.ensure("nats", "nsc"))
+    after = _pids(stack.restart("nsc"))
+    assert after["nats"] == before["nats"], "restarting nsc leaves nats alone"
+    assert after["nsc"] != before["nsc"]
+    assert _gone(before["nsc"])
+    # Stopping nats stops nsc (it needs nats): both come back.
+    again = stack.restart("nats")
+    assert {name: s.state for name, s in again.items()} == {"nats": "running", "nsc": "running"}
+    assert again["nats"].pid != after["nats"] and again["nsc"].pid != after["nsc"]
+    assert stack.status()["nsc"].running
+
+
+def test_restart_needs_a_name(stack: Stack) -> None:
+    with pytest.raises(StackError, match="name the components"):
+        stack.restart()

@@ -1,0 +1,292 @@
+"""The persistence panel: send through the outbox, go offline and back, watch replies arrive.
+
+Offline is real: the learner's NATS connection is closed. Sends then only reach the
+outbox file (the count of waiting messages grows); Flush publishes them once a
+connection is back. Going online opens a new connection, as a restarted client
+would, with a new `StreamEchoClient` on the same outbox and the same durable reply
+consumer, so it continues exactly where the last one stopped.
+
+Why the connection and not the NATS server: the server is shared (the application
+server, other notebooks), and where ports are picked freely (`LABKIT_NATS_PORT=0`, as
+under pytest) a restarted server comes back on another port no client could follow.
+Stopping and restarting the NATS server itself is tested in
+tests/labs/test_stream_restarts.py.
+
+Everything a click does is a coroutine a cell can await (`go_offline`, `go_online`,
+`send`, `flush`, `refresh_state`), and what the panel shows is readable (`online`,
+`pending`, `replies`, `state`). Clicks schedule those coroutines on the kernel's
+running loop; `await panel.idle()` waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ipywidgets as widgets
+from nats.aio.client import Client
+
+from labkit.buffer import FlushResult
+from labkit.errors import LabkitError
+from labkit.labs.stream_echo import StreamEchoClient, StreamState, stream_state
+from labkit.widgets.base import Panel
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[], Awaitable[Client]]
+
+# Seconds one read of the reply consumer waits; also how fast going offline is.
+REPLY_POLL = 0.5
+_SCROLL = {"max_height": "16em", "overflow": "auto"}
+
+
+class NoInspector(LabkitError, RuntimeError):
+    """The panel was made without a connection allowed to read the stream's state."""
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+class PersistencePanel(Panel):
+    """One learner's stream echo with an online/offline switch, the outbox count and replies.
+
+    `client` is the learner's open StreamEchoClient; `connect` opens a new NATS
+    connection as the same learner (for going online again). `inspector` is a
+    connection allowed to read the stream's state (the application server's: a
+    learner's credentials may not). The panel owns the client's connection from now
+    on, and replaces `client` each time it goes online: use `panel.client`.
+    """
+
+    def __init__(
+        self,
+        client: StreamEchoClient,
+        connect: Connect,
+        *,
+        inspector: Client | None = None,
+        title: str = "stream echo",
+    ) -> None:
+        self.client = client
+        self.title = title
+        self.replies: list[str] = []
+        self.state: StreamState | None = None
+        self.errors: list[str] = []
+        self._connect = connect
+        self._inspector = inspector
+        self._online = not client.publisher.nc.is_closed
+        self._switching = asyncio.Lock()
+        self._clicks: set[asyncio.Future[Any]] = set()
+        self._syncing_toggle = False
+        self._stop_following = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+
+        self.toggle = widgets.ToggleButton(value=self._online, layout=widgets.Layout(width="9em"))
+        self.toggle.observe(self._on_toggle, names="value")
+        self.text = widgets.Text(placeholder="a message", layout=widgets.Layout(flex="1"))
+        self.send_button = widgets.Button(description="Send", icon="paper-plane")
+        self.send_button.on_click(lambda _: self._schedule(self._send_typed()))
+        self.flush_button = widgets.Button(description="Flush", icon="upload")
+        self.flush_button.on_click(lambda _: self._schedule(self.flush()))
+        self.state_button = widgets.Button(description="Stream state", icon="refresh")
+        self.state_button.on_click(lambda _: self._schedule(self.refresh_state()))
+        self.status = widgets.HTML()
+        self.state_line = widgets.HTML("<i>stream state not read yet</i>")
+        self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(f"<b>{html.escape(title)}</b>"),
+                widgets.HBox([self.toggle, self.status]),
+                widgets.HBox([self.text, self.send_button, self.flush_button]),
+                widgets.HBox([self.state_button, self.state_line]),
+                self.out,
+            ]
+        )
+        self._render()
+        if self._online:
+            self._start_following()
+
+    # what the panel shows
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting in the outbox (read from the file: right even offline)."""
+        return self.client.pending
+
+    # what the controls do
+    async def go_offline(self) -> None:
+        """Close the learner's connection: from now on sends only reach the outbox."""
+        async with self._switching:
+            if not self._online:
+                return
+            await self._stop_follower()
+            nc = self.client.publisher.nc
+            try:
+                await self.client.close()
+            finally:
+                await nc.close()
+            self._online = False
+            self._say("offline: connection closed")
+            self._render()
+
+    async def go_online(self) -> None:
+        """Connect again, as a restarted client would; Flush (or the next send) sends what waits."""
+        async with self._switching:
+            if self._online:
+                return
+            nc: Client | None = None
+            try:
+                nc = await self._connect()
+                buffer = self.client.publisher.buffer
+                self.client = await StreamEchoClient(nc, self.client.user, buffer).open()
+            except Exception:
+                if nc is not None:
+                    await nc.close()
+                self._render()  # the switch goes back to offline
+                raise
+            self._online = True
+            self._say(f"online: connected again, {self.pending} waiting in the outbox")
+            self._render()
+            self._start_following()
+
+    async def send(self, text: str) -> int:
+        """Save `text` in the outbox, then publish what waits if online; its outbox id."""
+        message_id = await self.client.send(text)
+        result = self.client.publisher.last_flush
+        if result is not None and result.ok:
+            self._say(f"#{message_id} {text!r}: stored in the stream")
+        else:
+            self._say(f"#{message_id} {text!r}: saved in the outbox, waiting")
+        self._render()
+        return message_id
+
+    async def flush(self) -> FlushResult:
+        """Publish what waits in the outbox (nothing goes while offline)."""
+        result = await self.client.flush()
+        if result.error is None:
+            dropped = f", {result.duplicates} already stored" if result.duplicates else ""
+            self._say(f"flushed {result.sent}{dropped}; {result.remaining} waiting")
+        else:
+            self._say(f"flush stopped ({_describe(result.error)}); {result.remaining} waiting")
+        self._render()
+        return result
+
+    async def refresh_state(self) -> StreamState:
+        """Read the stream's state from the server (messages, consumers, this user's share)."""
+        if self._inspector is None:
+            raise NoInspector(
+                "the panel cannot read the stream: pass `inspector=`, a connection with "
+                "the application server's creds (a learner's may not read it)"
+            )
+        self.state = await stream_state(self._inspector.jetstream(), self.client.user)
+        self._render()
+        return self.state
+
+    async def wait_for_replies(self, count: int, timeout: float = 10.0) -> list[str]:
+        """Wait until `count` replies in all have arrived; all of them, oldest first."""
+        async with asyncio.timeout(timeout):
+            while len(self.replies) < count:
+                await asyncio.sleep(0.05)
+        return list(self.replies)
+
+    async def idle(self) -> None:
+        """Wait until everything clicks have started has finished."""
+        while self._clicks:
+            await asyncio.gather(*list(self._clicks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop reading replies and close the learner's connection (the outbox file stays)."""
+        await self.idle()
+        await self.go_offline()
+
+    # internals
+    def _start_following(self) -> None:
+        self._stop_following = asyncio.Event()
+        self._follower = asyncio.get_running_loop().create_task(self._follow(self.client))
+
+    async def _stop_follower(self) -> None:
+        # Never cancelled mid-read: a reply taken from the consumer and acknowledged but
+        # not yet shown would be lost. The read ends within REPLY_POLL seconds.
+        self._stop_following.set()
+        if self._follower is not None:
+            await self._follower
+            self._follower = None
+
+    async def _follow(self, client: StreamEchoClient) -> None:
+        while not self._stop_following.is_set():
+            try:
+                replies = await client.read_replies(most=100, timeout=REPLY_POLL)
+            except Exception as exc:  # e.g. the server restarting: try again shortly
+                log.warning("reading replies: %s", exc)
+                await asyncio.sleep(REPLY_POLL)
+                continue
+            for reply in replies:
+                self.replies.append(reply)
+                self._say(f"reply: {reply}")
+            if replies:
+                self._render()
+
+    def _on_toggle(self, change: dict[str, Any]) -> None:
+        if self._syncing_toggle:
+            return
+        self._schedule(self.go_online() if change["new"] else self.go_offline())
+
+    async def _send_typed(self) -> None:
+        text = self.text.value
+        if text.strip():
+            await self.send(text)
+            self.text.value = ""
+
+    def _schedule(self, action: Awaitable[Any]) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # Widget callbacks run on the kernel's loop; without one nothing can be sent.
+            self._report("no running event loop: await the panel's methods instead")
+            if asyncio.iscoroutine(action):
+                action.close()
+            return
+        click = asyncio.ensure_future(self._reported(action))
+        self._clicks.add(click)
+        click.add_done_callback(self._clicks.discard)
+
+    async def _reported(self, action: Awaitable[Any]) -> None:
+        try:
+            await action
+        except Exception as exc:  # a click has no caller to raise to: show it
+            self._report(f"{type(exc).__name__}: {_describe(exc)}")
+
+    def _render(self) -> None:
+        self._syncing_toggle = True
+        try:
+            self.toggle.value = self._online
+        finally:
+            self._syncing_toggle = False
+        self.toggle.description = "online" if self._online else "offline"
+        self.toggle.icon = "plug" if self._online else "power-off"
+        self.toggle.button_style = "success" if self._online else "warning"
+        self.status.value = (
+            f"&nbsp;outbox: <b>{self.pending}</b> waiting &nbsp;·&nbsp; "
+            f"replies: <b>{len(self.replies)}</b>"
+        )
+        if self.state is not None:
+            self.state_line.value = f"&nbsp;{html.escape(str(self.state))}"
+
+    def _say(self, line: str) -> None:
+        self.out.append_stdout(line + "\n")
+
+    def _report(self, line: str) -> None:
+        self.errors.append(line)
+        self.out.append_stderr(line + "\n")
+
+    def __repr__(self) -> str:
+        mode = "online" if self._online else "offline"
+        return (
+            f"PersistencePanel({self.title!r}, {mode}, pending={self.pending}, "
+            f"replies={len(self.replies)})"
+        )

@@ -1,0 +1,202 @@
+"""What crosses the bus, in words: pure helpers the wire taps share (no IO, no widgets).
+
+A tap sees subjects and bytes. `WireDecoder` turns the bytes into the protobuf
+message the lab sends on that subject; a reply, which travels on an inbox
+subject that says nothing about it, is decoded as the type answering the
+request seen with that reply subject. `sender_of` names the user a message
+belongs to, and `table_html` draws the rows, newest last.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError, Message
+
+from labkit.protocol import (
+    EchoRequest,
+    EchoResponse,
+    ImageConfirmation,
+    ImageRequest,
+    ImageResponse,
+    PingRequest,
+)
+from labkit.server.dispatch import error_from
+from labkit.subjects import (
+    ECHO,
+    ECHO_STREAM,
+    INBOX,
+    PERSIST_PREFIX,
+    PING,
+    REPLY_SUFFIX,
+    SEND_FILE,
+    TRANSFORM_FILE,
+    any_user,
+    matches,
+    stored,
+)
+
+INBOX_PREFIX = "_INBOX"
+# A reversed flex column starts scrolled to its end, so the newest line stays in view.
+FOLLOW_END = "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse"
+# Longer cells (presigned URLs) are cut in the table; the rows keep the whole text.
+MAX_CELL_CHARS = 160
+
+
+@dataclass(frozen=True)
+class LabMessage:
+    """What travels on a lab subject, and what a reply to it carries (None: no protobuf)."""
+
+    pattern: str
+    payload: type[Message]
+    answer: type[Message] | None
+
+
+_ECHO_STREAM_REPLY = f"{ECHO_STREAM}.{REPLY_SUFFIX}"
+# First match wins, so the longer patterns come first. A persisted request is answered
+# by JetStream's own JSON acknowledgement, not by a lab message.
+LAB_MESSAGES: tuple[LabMessage, ...] = (
+    LabMessage(stored(any_user(_ECHO_STREAM_REPLY)), EchoResponse, None),
+    LabMessage(stored(any_user(ECHO_STREAM)), EchoRequest, None),
+    LabMessage(any_user(_ECHO_STREAM_REPLY), EchoResponse, None),
+    LabMessage(any_user(ECHO_STREAM), EchoRequest, None),
+    LabMessage(any_user(ECHO), EchoRequest, EchoResponse),
+    LabMessage(any_user(ECHO) + ".>", EchoRequest, EchoResponse),
+    LabMessage(any_user(PING), PingRequest, PingRequest),
+    LabMessage(any_user(INBOX), PingRequest, None),
+    LabMessage(any_user(SEND_FILE), ImageRequest, ImageResponse),
+    LabMessage(any_user(TRANSFORM_FILE), ImageConfirmation, ImageResponse),
+)
+# JetStream's answers to a pull consumer's fetch that found nothing (404, 408), and its
+# heartbeats (100): a server reading its stream sends them all day long, without payload.
+POLLING_STATUSES = frozenset({"100", "404", "408"})
+# A reply whose request the tap did not see: most requests in the labs are echoes.
+REPLY_GUESS: type[Message] = EchoResponse
+MAX_PENDING_REPLIES = 1000
+
+
+def lab_message(subject: str) -> LabMessage | None:
+    """The lab message that travels on `subject`, or None."""
+    return next((kind for kind in LAB_MESSAGES if matches(kind.pattern, subject)), None)
+
+
+def sender_of(subject: str) -> str:
+    """The user a message belongs to: its subject's first token, which NATS vouches for.
+
+    `_INBOX.<user>.…` (a reply to the user) and `persist.<user>.…` (the account's
+    mapping of a persisted subject) name the user in their second token.
+    """
+    tokens = subject.split(".")
+    if tokens[0] in (INBOX_PREFIX, PERSIST_PREFIX) and len(tokens) > 1:
+        return tokens[1]
+    return tokens[0]
+
+
+def is_polling(headers: Mapping[str, str] | None, data: bytes) -> bool:
+    """True for a consumer's polling chatter (no payload, a status in POLLING_STATUSES)."""
+    return not data and bool(headers) and (headers or {}).get("Status") in POLLING_STATUSES
+
+
+class WireDecoder:
+    """Decodes the messages one tap sees, in the order it sees them.
+
+    It remembers, for each request seen, the reply subject and the type the answer
+    will carry (at most `max_pending`, oldest forgotten first: requests nobody answered).
+    """
+
+    def __init__(self, max_pending: int = MAX_PENDING_REPLIES) -> None:
+        self.max_pending = max_pending
+        self._awaited: dict[str, type[Message]] = {}
+
+    def decode(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        reply: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """The message as text: `EchoRequest{message: "hi"}`, an error reply, JSON, or bytes."""
+        # A reply answers its request whatever it carries (an error, a status).
+        answer = self._awaited.pop(subject, None)
+        error = error_from(dict(headers) if headers else None, data)
+        if error is not None:
+            return show(error)
+        if headers and headers.get("Status") and not data:
+            # A NATS status message (no responders, JetStream's "no messages", ...).
+            return f"status {headers['Status']} {headers.get('Description', '')}".strip()
+        kind = lab_message(subject)
+        if kind is not None:
+            if reply and kind.answer is not None:
+                self._expect(reply, kind.answer)
+            return parse(kind.payload, data)
+        if subject.startswith(INBOX_PREFIX + "."):
+            return parse(answer or REPLY_GUESS, data)
+        return parse(None, data)
+
+    @property
+    def pending(self) -> int:
+        """How many replies it still expects."""
+        return len(self._awaited)
+
+    def _expect(self, reply_subject: str, answer: type[Message]) -> None:
+        if len(self._awaited) >= self.max_pending:
+            self._awaited.pop(next(iter(self._awaited)))
+        self._awaited[reply_subject] = answer
+
+
+def parse(kind: type[Message] | None, data: bytes) -> str:
+    """`data` as a `kind` message; JSON (JetStream's answers) as JSON; else the raw bytes."""
+    # No labkit message starts with "{" (it would be field 15, which none has).
+    if data.startswith(b"{"):
+        try:
+            return "JSON " + json.dumps(json.loads(data), separators=(",", ":"))
+        except ValueError:
+            pass
+    if kind is None:
+        return repr(data)
+    try:
+        return show(kind.FromString(data))
+    except DecodeError:
+        return repr(data)
+
+
+def show(message: Message) -> str:
+    """`EchoRequest{message: "hi"}`: the type and its fields on one line."""
+    fields = text_format.MessageToString(message, as_one_line=True)
+    return f"{type(message).__name__}{{{fields}}}"
+
+
+def now_text() -> str:
+    """The wall-clock time to the millisecond, as a tap's time column shows it."""
+    return datetime.now().strftime("%H:%M:%S.%f")[:-3]
+
+
+def table_html(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
+    """An HTML table of `rows` (one mapping per row), newest last, scrolled to the end.
+
+    Numbers are right-aligned, subjects in code font, long texts cut; all text escaped.
+    """
+    header = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
+    lines = ["<tr>" + "".join(_cell(c, row.get(c, "")) for c in columns) + "</tr>" for row in rows]
+    if not lines:
+        lines = [f"<tr><td colspan='{len(columns)}'><i>nothing yet</i></td></tr>"]
+    table = f"<table><tr>{header}</tr>{''.join(lines)}</table>"
+    return f"<div style='{FOLLOW_END}'><div>{table}</div></div>"
+
+
+def _cell(column: str, value: object) -> str:
+    if isinstance(value, int):
+        return f"<td style='text-align:right'>{value}</td>"
+    text = str(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = text[: MAX_CELL_CHARS - 1] + "…"
+    escaped = html.escape(text)
+    if column == "subject":
+        escaped = f"<code>{escaped}</code>"
+    return f"<td>{escaped}</td>"

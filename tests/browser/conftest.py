@@ -1,0 +1,92 @@
+"""One JupyterLab and one headless Chromium for all the browser tests of a module.
+
+They need Debian's chromium (`sudo apt-get install chromium`) at /usr/bin/chromium,
+driven by the `playwright` package (no browser download). Without it they skip, except
+under CI (env CI set), where a missing browser is a failure: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.jupyter import NOTEBOOKS, SCREENSHOTS, JupyterLab
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not CHROMIUM.is_file():
+        return (
+            f"no {CHROMIUM}: the browser tests need Debian's chromium "
+            "(sudo apt-get install chromium)"
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements.txt)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[JupyterLab]:
+    """A JupyterLab on loopback serving a copy of notebooks/, stopped with all it started."""
+    reason = _missing()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    workdir = Path(tempfile.mkdtemp(prefix="labkit-browser-"))
+    server = JupyterLab(workdir, NOTEBOOKS)
+    try:
+        server.start()
+        yield server
+    finally:
+        leftovers = server.stop()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        if server.log_path.exists():
+            shutil.copyfile(server.log_path, SCREENSHOTS / "jupyterlab.log")
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not leftovers, f"processes outlived JupyterLab (now killed): {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def page(lab: JupyterLab) -> Iterator[Any]:
+    """One headless Chromium page, logged in to `lab`."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.notebook_page import VIEWPORT
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()

@@ -1,0 +1,56 @@
+"""The notebooks show each lab's exercises as the exercise modules define them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.exercises.cells import (
+    SECTION_BEFORE,
+    exercises_of,
+    install,
+    is_exercise_cell,
+    lab_module,
+    section,
+)
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+WITH_EXERCISES = [
+    path for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if lab_module(path.name[:2])
+]
+
+
+def test_labs_01_to_06_have_exercises() -> None:
+    assert {path.name[:2] for path in WITH_EXERCISES} >= {"01", "02", "03", "04", "05", "06"}
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.name)
+def test_the_exercise_section_is_up_to_date_and_before_the_summary(path: Path) -> None:
+    number = path.name[:2]
+    module = lab_module(number)
+    assert module is not None
+    cells = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
+    found = [index for index, cell in enumerate(cells) if is_exercise_cell(cell, number)]
+    expected = section(number, exercises_of(module))
+    shown = [(cells[i].cell_type, cells[i].id, cells[i].source) for i in found]
+    assert shown == [(cell.cell_type, cell.id, cell.source) for cell in expected], (
+        f"run `python -m labkit.exercises.cells {path.relative_to(NOTEBOOKS.parent)}`"
+    )
+    assert found == list(range(found[0], found[0] + len(found))), "one block of cells"
+    after = cells[found[-1] + 1]
+    assert after.cell_type == "markdown" and after.source.startswith(SECTION_BEFORE)
+    assert cells[-1].cell_type == "code" and not is_exercise_cell(cells[-1], number)
+
+
+def test_install_puts_the_section_before_the_summary_once(tmp_path: Path) -> None:
+    source = NOTEBOOKS / "03_identified_echo.ipynb"
+    notebook = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
+    notebook.cells = [cell for cell in notebook.cells if not is_exercise_cell(cell, "03")]
+    copy = tmp_path / source.name
+    copy.write_text(nbformat.writes(notebook) + "\n")  # type: ignore[no-untyped-call]
+
+    assert install(copy) is True
+    assert copy.read_text() == source.read_text()
+    assert install(copy) is False
