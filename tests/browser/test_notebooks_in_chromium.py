@@ -55,7 +55,7 @@ def test_echo_panel_send_button_shows_the_reply(lab: JupyterLab, page: Any) -> N
     assert not problems, f"{ECHO_LAB} up to cell {closing - 1}:\n" + "\n".join(problems)
 
     title = page.locator(".widget-html-content").get_by_text("echo", exact=True)
-    panel = page.locator(".widget-vbox").filter(has=title)  # EchoPanel(title="echo")
+    panel = notebook.panel.locator(".widget-vbox").filter(has=title)  # EchoPanel(title="echo")
     expect(panel).to_have_count(1)
     message = f"hello from chromium {secrets.token_hex(3)}"
     box = panel.locator("input[type=text]")
