@@ -106,15 +106,20 @@ async def transform_file(
         try:
             data = await asyncio.to_thread(store.read, object_key(user, name), limits.max_bytes)
         except ObjectNotFound:
-            raise ObjectNotFound(
-                f"{user} has no file {name!r}: ask {user}.{SEND_FILE} for an upload URL "
-                "and PUT the image there first"
-            ) from None
+            raise ObjectNotFound(not_found_message(user, name)) from None
         # Pillow runs in a worker thread: other users' requests go on meanwhile.
         png = await asyncio.to_thread(transform_image_bytes, data, transformation, limits)
         await asyncio.to_thread(store.write, result_key, png, RESULT_TYPE)
         url = await asyncio.to_thread(store.presign_get, result_key)
     return ImageResponse(URL=url)
+
+
+def not_found_message(user: str, name: str) -> str:
+    """The error a transform of an object never uploaded gets: what to do, on which subject."""
+    return (
+        f"no object {name!r} for you yet: upload it first "
+        f"(request a URL on {user_subject(user, SEND_FILE)})"
+    )
 
 
 def _box(crop: Crop) -> Box:

@@ -20,6 +20,7 @@ import ipywidgets as widgets
 
 from labkit.auth.client import AuthClient, AuthRequestFailed, Login
 from labkit.errors import LabkitError
+from labkit.widgets.base import LogView
 
 IDENTITY_LABELS = {
     "user_id": "user id",
@@ -57,7 +58,9 @@ class AuthPanel:
         self.buttons["login"].on_click(self._on_click(self._login_from_fields))
         self.buttons["logout"].on_click(self._on_click(self.logout))
         self.identity_view = widgets.HTML()
-        self.out = widgets.Output(layout=widgets.Layout(max_height="10em", overflow="auto"))
+        # `out` keeps the lines (what `messages` reads); `log_area.view` shows the newest in view.
+        self.log_area = LogView(max_height="10em")
+        self.out = self.log_area.out
         self.widget = widgets.VBox(
             [
                 widgets.HTML("<b>labkit auth service</b>"),
@@ -65,7 +68,7 @@ class AuthPanel:
                 self.password,
                 widgets.HBox(list(self.buttons.values())),
                 self.identity_view,
-                self.out,
+                self.log_area.view,
             ]
         )
         self._show()
@@ -89,8 +92,7 @@ class AuthPanel:
     @property
     def messages(self) -> list[str]:
         """The lines written to the message area so far."""
-        text = "".join(str(output.get("text", "")) for output in self.out.outputs)
-        return text.splitlines()
+        return self.log_area.lines
 
     # what a click does
     def register(self, email: str, password: str) -> dict[str, Any]:
@@ -185,10 +187,10 @@ class AuthPanel:
         self.identity_view.value = f"<table>{rows}</table>"
 
     def _say(self, line: str) -> None:
-        self.out.append_stdout(line + "\n")
+        self.log_area.say(line)
 
     def _report_error(self, line: str) -> None:
-        self.out.append_stderr(line + "\n")
+        self.log_area.error(line)
 
 
 def _explain(exc: AuthRequestFailed) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,23 @@ MODES: dict[str, tuple[str, ...]] = {
     "rotate": ROTATIONS,
     "thumbnail": ("64", "128", "256"),
 }
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Which controls a transformation uses: the mode dropdown, the crop sliders."""
+
+    mode: bool
+    crop: bool
+
+
+def controls_for(transformation: str) -> Controls:
+    """The controls `transformation` reads; the panel disables the others.
+
+    Only `crop` reads the crop sliders; the mode dropdown counts when the
+    transformation has modes to pick from (`crop` has none).
+    """
+    return Controls(mode=any(MODES.get(transformation, ())), crop=transformation == "crop")
 
 
 def _preview_layout() -> Any:
@@ -157,8 +175,9 @@ class FilesPanel:
         kind = change["new"]
         self.mode.options = MODES[kind]
         self.mode.value = MODES[kind][0]
-        self.mode.disabled = kind == "crop"
-        self.crop_x.disabled = self.crop_y.disabled = kind != "crop"
+        used = controls_for(kind)
+        self.mode.disabled = not used.mode
+        self.crop_x.disabled = self.crop_y.disabled = not used.crop
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         files = change["new"]

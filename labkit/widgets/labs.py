@@ -24,16 +24,32 @@ import ipywidgets as widgets
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError
 
 from labkit.labs.ping_pong import Conversation
-from labkit.widgets.base import Panel
-from labkit.widgets.wire import FOLLOW_END, WireDecoder, now_text, table_html
+from labkit.widgets.base import FOLLOW_END, Panel
+from labkit.widgets.wire import WireDecoder, now_text, table_html
 
 _SCROLL = {"max_height": "16em", "overflow": "auto"}
+CONNECTION_CLOSED = "the connection is closed; run the notebook's connect cell again"
 
 
 def _describe(error: BaseException) -> str:
+    """What went wrong, for the learner; a closed connection says what to do about it."""
+    if _connection_closed(error):
+        return CONNECTION_CLOSED
     return str(error) or type(error).__name__
+
+
+def _connection_closed(error: BaseException | None) -> bool:
+    """True when `error`, or what it was raised from, is nats-py's "connection closed"."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConnectionClosedError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__
+    return False
 
 
 class _SendBox(Panel, ABC):

@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from labkit.buffer import FlushResult
 from labkit.errors import LabkitError
 from labkit.labs.stream_echo import StreamEchoClient, StreamState, stream_state
-from labkit.widgets.base import Panel
+from labkit.widgets.base import LogView, Panel
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ Connect = Callable[[], Awaitable[Client]]
 
 # Seconds one read of the reply consumer waits; also how fast going offline is.
 REPLY_POLL = 0.5
-_SCROLL = {"max_height": "16em", "overflow": "auto"}
 
 
 class NoInspector(LabkitError, RuntimeError):
@@ -94,14 +93,16 @@ class PersistencePanel(Panel):
         self.state_button.on_click(lambda _: self._schedule(self.refresh_state()))
         self.status = widgets.HTML()
         self.state_line = widgets.HTML("<i>stream state not read yet</i>")
-        self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
+        # `out` keeps the lines; `log_area.view` shows them with the newest in view.
+        self.log_area = LogView(max_height="16em")
+        self.out = self.log_area.out
         self.widget = widgets.VBox(
             [
                 widgets.HTML(f"<b>{html.escape(title)}</b>"),
                 widgets.HBox([self.toggle, self.status]),
                 widgets.HBox([self.text, self.send_button, self.flush_button]),
                 widgets.HBox([self.state_button, self.state_line]),
-                self.out,
+                self.log_area.view,
             ]
         )
         self._render()
@@ -278,11 +279,11 @@ class PersistencePanel(Panel):
             self.state_line.value = f"&nbsp;{html.escape(str(self.state))}"
 
     def _say(self, line: str) -> None:
-        self.out.append_stdout(line + "\n")
+        self.log_area.say(line)
 
     def _report(self, line: str) -> None:
         self.errors.append(line)
-        self.out.append_stderr(line + "\n")
+        self.log_area.error(line)
 
     def __repr__(self) -> str:
         mode = "online" if self._online else "offline"

@@ -4,13 +4,15 @@ A tap sees subjects and bytes. `WireDecoder` turns the bytes into the protobuf
 message the lab sends on that subject; a reply, which travels on an inbox
 subject that says nothing about it, is decoded as the type answering the
 request seen with that reply subject. `sender_of` names the user a message
-belongs to, and `table_html` draws the rows, newest last.
+belongs to, and `table_html` draws the rows, newest last, with long subjects and
+user ids shortened for the eye (`short_subject`, `short_user`: the rows keep them whole).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,12 +42,23 @@ from labkit.subjects import (
     matches,
     stored,
 )
+from labkit.widgets.base import FOLLOW_END
 
 INBOX_PREFIX = "_INBOX"
-# A reversed flex column starts scrolled to its end, so the newest line stays in view.
-FOLLOW_END = "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse"
 # Longer cells (presigned URLs) are cut in the table; the rows keep the whole text.
 MAX_CELL_CHARS = 160
+# The auth service's user ids are ULIDs (26 characters of Crockford's base32): the table
+# shows their first SHORT_ID_CHARS; a reply inbox, its user and the end of its random part.
+ULID = re.compile(r"[0-7][0-9a-hjkmnp-tv-z]{25}", re.IGNORECASE)
+SHORT_ID_CHARS = 6
+SHORT_INBOX_TAIL = 4
+# Columns shown shortened (whole in the cell's tooltip), and columns kept on one line.
+_SHORTENED_COLUMNS = ("subject", "sender")
+_NOWRAP_COLUMNS = ("time", "subject", "sender")
+# The header row stays at the top of the scrolled table, on the page's background.
+_HEADER_CELL = (
+    "text-align:left; position:sticky; top:0; z-index:1; background:var(--jp-layout-color1, white)"
+)
 
 
 @dataclass(frozen=True)
@@ -177,26 +190,58 @@ def now_text() -> str:
     return datetime.now().strftime("%H:%M:%S.%f")[:-3]
 
 
+def short_user(user: str) -> str:
+    """A ULID user id as its first SHORT_ID_CHARS and "…"; any other id as it is."""
+    if ULID.fullmatch(user):
+        return user[:SHORT_ID_CHARS] + "…"
+    return user
+
+
+def short_subject(subject: str) -> str:
+    """`subject` for the eye: `_INBOX.01m8kq….850e`, `01m8kq….echo.shout`.
+
+    A reply inbox, `_INBOX.<user>.<random>[.<random>]`, keeps the first SHORT_ID_CHARS
+    of its user and its last SHORT_INBOX_TAIL characters (enough to pair replies by eye);
+    in other subjects, ULID user ids are cut (`short_user`). Never longer than `subject`.
+    """
+    tokens = subject.split(".")
+    if tokens[0] == INBOX_PREFIX and len(tokens) > 2:
+        short = f"{INBOX_PREFIX}.{tokens[1][:SHORT_ID_CHARS]}….{subject[-SHORT_INBOX_TAIL:]}"
+    else:
+        short = ".".join(short_user(token) for token in tokens)
+    return short if len(short) < len(subject) else subject
+
+
 def table_html(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
     """An HTML table of `rows` (one mapping per row), newest last, scrolled to the end.
 
-    Numbers are right-aligned, subjects in code font, long texts cut; all text escaped.
+    The header stays in view (sticky); numbers are right-aligned; subjects are in code
+    font and, like senders, shortened (`short_subject`, `short_user`) with the whole
+    value in the cell's tooltip; long texts are cut; all text is escaped.
     """
-    header = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
+    header = "".join(f"<th style='{_HEADER_CELL}'>{html.escape(c)}</th>" for c in columns)
     lines = ["<tr>" + "".join(_cell(c, row.get(c, "")) for c in columns) + "</tr>" for row in rows]
     if not lines:
         lines = [f"<tr><td colspan='{len(columns)}'><i>nothing yet</i></td></tr>"]
-    table = f"<table><tr>{header}</tr>{''.join(lines)}</table>"
+    table = f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
     return f"<div style='{FOLLOW_END}'><div>{table}</div></div>"
 
 
 def _cell(column: str, value: object) -> str:
     if isinstance(value, int):
         return f"<td style='text-align:right'>{value}</td>"
+    nowrap = "white-space:nowrap" if column in _NOWRAP_COLUMNS else ""
     text = str(value)
+    title = ""
+    if column in _SHORTENED_COLUMNS:
+        shown = short_subject(text) if column == "subject" else short_user(text)
+        if shown != text:
+            title = f" title='{html.escape(text, quote=True)}'"
+            text = shown
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - 1] + "…"
     escaped = html.escape(text)
     if column == "subject":
         escaped = f"<code>{escaped}</code>"
-    return f"<td>{escaped}</td>"
+    style = f" style='{nowrap}'" if nowrap else ""
+    return f"<td{style}{title}>{escaped}</td>"

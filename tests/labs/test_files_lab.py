@@ -214,7 +214,10 @@ def test_unsafe_names_are_refused_for_upload_and_transform(
 def test_an_object_that_does_not_exist(stack_settings: Settings) -> None:
     error = refusal(stack_settings, lambda lab: lab[ALICE].transform("never-sent.png", "rotate"))
     assert error.code == "not_found"
-    assert "no file 'never-sent.png'" in error.message and "send_file" in error.message
+    assert error.message == (
+        "no object 'never-sent.png' for you yet: upload it first "
+        f"(request a URL on {ALICE}.send_file)"
+    )
 
 
 def test_a_file_that_is_not_an_image(stack_settings: Settings) -> None:

@@ -23,6 +23,8 @@ from labkit.widgets.wire import (
     is_polling,
     lab_message,
     sender_of,
+    short_subject,
+    short_user,
     show,
     table_html,
 )
@@ -177,3 +179,60 @@ def test_a_consumers_polling_chatter_is_recognised() -> None:
     assert not is_polling({"Status": "503"}, b""), "no responders is news, not chatter"
     assert not is_polling(None, b"")
     assert not is_polling({"Status": "408"}, b"payload")
+
+
+# --- shortened for the eye, whole in the rows ---------------------------------------------
+
+USER_ID = "01m8kqxcy16mk5zxf7kteaxe2z"  # a ULID, as the auth service makes them
+INBOX = f"_INBOX.{USER_ID}.Sfj74gFxZBzWtYKwjNiDpc.Sfj74gFxZBzWtYKwjNiDwK850e"
+
+
+@pytest.mark.parametrize(
+    ("subject", "shown"),
+    [
+        (INBOX, "_INBOX.01m8kq….850e"),
+        ("_INBOX.alice.Sfj74gFxZBzWtYKwjNiDpc.7", "_INBOX.alice….pc.7"),
+        (f"{USER_ID}.echo.shout", "01m8kq….echo.shout"),
+        (f"persist.{USER_ID}.echo.stream", "persist.01m8kq….echo.stream"),
+        # Short enough already: shown as they are.
+        ("alice.echo.shout", "alice.echo.shout"),
+        ("_INBOX.alice.x.0", "_INBOX.alice.x.0"),
+        ("_INBOX.alice", "_INBOX.alice"),
+        ("tap-alice.echo", "tap-alice.echo"),
+    ],
+)
+def test_long_subjects_are_shortened_for_display(subject: str, shown: str) -> None:
+    assert short_subject(subject) == shown
+    assert len(short_subject(subject)) <= len(subject)
+
+
+def test_only_ulid_user_ids_are_shortened() -> None:
+    assert short_user(USER_ID) == "01m8kq…"
+    assert short_user(USER_ID.upper()) == "01M8KQ…"
+    for user in ("alice", "tap-alice", "observer", "x" * 26, USER_ID + "x"):
+        assert short_user(user) == user
+
+
+def test_table_shows_short_subjects_with_the_whole_one_as_a_tooltip() -> None:
+    rows = [{"subject": INBOX, "sender": USER_ID, "message": f"hi from {USER_ID}", "size": 3}]
+    text = table_html(("subject", "sender", "message", "size"), rows)
+    assert "<code>_INBOX.01m8kq….850e</code>" in text
+    assert f"title='{INBOX}'" in text and f"title='{USER_ID}'" in text
+    assert ">01m8kq…</td>" in text, "the sender column is shortened too"
+    assert f"hi from {USER_ID}" in text, "message texts are never shortened"
+    assert "title" not in table_html(("subject",), [{"subject": "alice.echo"}])
+
+
+def test_table_tooltips_are_escaped() -> None:
+    subject = "_INBOX.alice.'><script>x</script>.abcdefghijklmnopqrstuvwxyz"
+    text = table_html(("subject",), [{"subject": subject}])
+    assert "<script>" not in text
+    assert "title='_INBOX.alice.&#x27;&gt;&lt;script&gt;x&lt;/script&gt;.abc" in text
+
+
+def test_table_header_stays_in_view_and_the_table_follows_its_end() -> None:
+    text = table_html(("time", "subject"), [{"time": "12:00:00.000", "subject": "a.echo"}])
+    header = text[text.index("<thead>") : text.index("</thead>")]
+    assert header.count("position:sticky; top:0") == 2
+    assert "flex-direction:column-reverse" in text and "overflow-y:auto" in text
+    assert "white-space:nowrap" in text, "times and subjects stay on one line"
