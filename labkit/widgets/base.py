@@ -16,7 +16,10 @@ from typing import Any
 import ipywidgets as widgets
 
 # A reversed flex column starts scrolled to its end, so the newest line stays in view.
-FOLLOW_END = "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse"
+# (An HTML widget's text has the line height of a button, 28px: lines get their own.)
+FOLLOW_END = (
+    "max-height:16em; overflow-y:auto; display:flex; flex-direction:column-reverse; line-height:1.4"
+)
 # The most lines a log view shows (the record keeps them all).
 MAX_LOG_LINES = 500
 _LOG_LINE = "margin:0; padding:1px 4px; white-space:pre-wrap; overflow-wrap:anywhere"

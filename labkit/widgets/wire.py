@@ -55,6 +55,8 @@ SHORT_INBOX_TAIL = 4
 # Columns shown shortened (whole in the cell's tooltip), and columns kept on one line.
 _SHORTENED_COLUMNS = ("subject", "sender")
 _NOWRAP_COLUMNS = ("time", "subject", "sender")
+# Room between the columns (the cells have next to no padding).
+_TABLE = "border-spacing:8px 0"
 # The header row stays at the top of the scrolled table, on the page's background.
 _HEADER_CELL = (
     "text-align:left; position:sticky; top:0; z-index:1; background:var(--jp-layout-color1, white)"
@@ -223,7 +225,8 @@ def table_html(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> 
     lines = ["<tr>" + "".join(_cell(c, row.get(c, "")) for c in columns) + "</tr>" for row in rows]
     if not lines:
         lines = [f"<tr><td colspan='{len(columns)}'><i>nothing yet</i></td></tr>"]
-    table = f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    body = "".join(lines)
+    table = f"<table style='{_TABLE}'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
     return f"<div style='{FOLLOW_END}'><div>{table}</div></div>"
 
 
