@@ -6,7 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from nats.aio.client import Client
+import nats
+import pytest
+from nats.aio.client import Client, RawCredentials
+from nats.errors import Error as NatsError
 
 from labkit.client import connect_as
 
@@ -43,3 +46,19 @@ async def observed_connection(creds: str, servers: str, **options: Any) -> tuple
         **options,
     )
     return nc, seen
+
+
+def assert_connect_refused(servers: str | list[str], creds: str) -> None:
+    """Connecting with `creds` must fail with the server's "Authorization Violation"."""
+
+    async def connect() -> None:
+        await nats.connect(
+            servers,
+            user_credentials=RawCredentials(creds),
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=2,
+        )
+
+    with pytest.raises(NatsError, match="(?i)authorization violation"):
+        asyncio.run(connect())

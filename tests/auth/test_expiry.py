@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
-from nats.aio.client import RawCredentials
-from nats.errors import Error as NatsError
 
 from labkit.nsc import jwt
 from labkit.nsc.creds import parse_creds
 from labkit.stack import Stack
 from tests.auth.conftest import PASSWORD, ServeAuth
 from tests.conftest import make_settings
+from tests.nats_helpers import assert_connect_refused
 
 LIFETIME_SECONDS = 3
 
@@ -47,14 +44,4 @@ def test_expiry_follows_settings_and_an_expired_jwt_is_refused(
 
     time.sleep(max(0.0, exp - time.time()) + 1.1)
 
-    async def connect() -> None:
-        await nats.connect(
-            login.nats.servers,
-            user_credentials=RawCredentials(login.nats.creds),
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=2,
-        )
-
-    with pytest.raises(NatsError, match="(?i)authorization violation"):
-        asyncio.run(connect())
+    assert_connect_refused(login.nats.servers, login.nats.creds)
