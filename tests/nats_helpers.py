@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,3 +64,46 @@ def assert_connect_refused(servers: str | list[str], creds: str) -> None:
 
     with pytest.raises(NatsError, match="(?i)authorization violation"):
         asyncio.run(connect())
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll until `condition()` holds; fail saying `what` did not happen within `timeout`.
+
+    The timeout is a generous bound for a stuck test, never a measurement: on a busy
+    machine the condition may take a while, and that is fine.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not happen within {timeout} s") from None
+
+
+async def sentinel_through(
+    nc: Client,
+    subject: str,
+    *,
+    sender: Client | None = None,
+    after: Sequence[Client] = (),
+    timeout: float = 10.0,
+) -> None:
+    """Return once a sentinel sent now on `subject` has reached `nc` through the server.
+
+    The "nothing arrived" check without a fixed sleep: first each connection in
+    `after` (the ones that sent the forbidden messages) is flushed, so the server has
+    handled what they sent; then `sender` (default `nc`) publishes the sentinel. The
+    server delivers to `nc` in order, so once the sentinel is here, anything it
+    delivered to `nc` before has been read off the socket too: a subscription without
+    a callback shows it in `pending_msgs`. `nc` must be allowed to subscribe to
+    `subject`, and `sender` to publish on it.
+    """
+    sentinel = await nc.subscribe(subject)
+    await nc.flush()
+    for connection in after:
+        await connection.flush()
+    token = f"sentinel-{uuid.uuid4().hex}".encode()
+    await (sender or nc).publish(subject, token)
+    msg = await sentinel.next_msg(timeout=timeout)
+    assert msg.data == token, f"expected the sentinel on {subject}, got {msg.data!r}"
+    await sentinel.unsubscribe()

@@ -8,7 +8,7 @@ import uuid
 from labkit.auth.client import Login
 from labkit.nsc.wrapper import Nsc
 from tests.auth.conftest import PASSWORD, AuthServer
-from tests.nats_helpers import observed_connection
+from tests.nats_helpers import observed_connection, sentinel_through, wait_until
 
 
 def _learner(auth: AuthServer, name: str) -> Login:
@@ -24,10 +24,7 @@ async def _violations(creds: str, servers: list[str], action: str, subject: str)
     else:
         await nc.subscribe(subject)
     await nc.flush()
-    for _ in range(100):
-        if seen.errors:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(seen.errors), f"the permissions violation for {subject}")
     await nc.close()
     return seen.errors
 
@@ -59,6 +56,31 @@ def test_own_subject_works_and_others_are_refused(auth: AuthServer) -> None:
         ), (action, subject, errors)
 
 
+def test_alices_publish_to_bobs_subject_never_reaches_bob(auth: AuthServer) -> None:
+    alice, bob = _learner(auth, "alice"), _learner(auth, "bob")
+    subject = f"{bob.user_id}.echo"
+
+    async def scenario() -> tuple[list[str], int]:
+        bob_nc = await bob.connect()
+        bobs_echo = await bob_nc.subscribe(subject)
+        await bob_nc.flush()
+        alice_nc, seen = await observed_connection(alice.nats.creds, alice.nats.servers[0])
+        await alice_nc.publish(subject, b"spoofed by alice")
+        await wait_until(lambda: bool(seen.errors), "alice's permissions violation")
+        # Bob's own sentinel follows alice's publish: had the server let it through, it is here.
+        await sentinel_through(bob_nc, f"{bob.user_id}.sentinel", after=[alice_nc])
+        delivered = bobs_echo.pending_msgs
+        await alice_nc.close()
+        await bob_nc.close()
+        return seen.errors, delivered
+
+    errors, delivered = asyncio.run(scenario())
+    assert any(
+        f'permissions violation for publish to "{subject.lower()}"' in e.lower() for e in errors
+    )
+    assert delivered == 0
+
+
 def test_the_application_server_answers_through_its_response_permission(
     auth: AuthServer,
 ) -> None:
@@ -84,10 +106,7 @@ def test_the_application_server_answers_through_its_response_permission(
         await server.publish(f"_INBOX.{alice.user_id}.forged", b"spoof")
         await server.subscribe("_INBOX.>")
         await server.flush()
-        for _ in range(100):
-            if len(seen.errors) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(seen.errors) >= 2, "both permissions violations")
         await nc.close()
         await server.close()
         return bytes(reply.data), seen.errors

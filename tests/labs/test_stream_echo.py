@@ -44,6 +44,7 @@ from tests.labs.streams import (
     unique_user,
     user_connection,
 )
+from tests.nats_helpers import sentinel_through
 
 ALICE = unique_user("alice")
 BOB = unique_user("bob")
@@ -392,25 +393,25 @@ def test_alice_cannot_publish_where_she_has_no_right(
 
 @pytest.mark.usefixtures("bobs_unread_reply")
 def test_alice_cannot_subscribe_to_bobs_stored_subjects(stack_settings: Settings) -> None:
-    received: list[Msg] = []
+    delivered: list[int] = []
 
     async def subscribe(nc: Client) -> None:
-        async def take(msg: Msg) -> None:
-            received.append(msg)
-
-        await nc.subscribe(stored(f"{BOB}.>"), cb=take)
+        refused = await nc.subscribe(stored(f"{BOB}.>"))
         await nc.flush()
         # Bob sends a request now: it flows on persist.<bob>.echo.stream.
         bob = await user_connection(stack_settings, BOB)
         try:
             await publish_request(bob, BOB, "do you read me, alice?")
+            # Alice's sentinel follows bob's request: had it reached her, it is here now.
+            await sentinel_through(nc, f"{ALICE}.sentinel", after=[bob])
         finally:
             await bob.close()
-        await asyncio.sleep(0.3)
+        delivered.append(refused.pending_msgs)
 
     tried = asyncio.run(as_alice(stack_settings, subscribe))
     assert tried.refused("subscription", stored(f"{BOB}.>")), tried.errors
-    assert received == []
+    assert tried.raised is None, tried.raised
+    assert delivered == [0]
 
 
 # Her own allowed create subject with another filter in the body: JetStream refuses it.

@@ -13,7 +13,12 @@ from labkit.nsc.creds import format_creds
 from labkit.nsc.keys import KeyKind
 from labkit.nsc.wrapper import Nsc
 from labkit.stack import Stack
-from tests.nats_helpers import assert_connect_refused, observed_connection
+from tests.nats_helpers import (
+    assert_connect_refused,
+    observed_connection,
+    sentinel_through,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -51,12 +56,9 @@ def test_publish_outside_allow_list_is_refused_by_the_server(nsc: Nsc, nats_url:
         await bob_nc.flush()
         alice_nc, seen = await observed_connection(alice, nats_url)
         await alice_nc.publish("enf-pub-bob.echo", b"spoofed")
-        await alice_nc.flush()
-        for _ in range(50):
-            if seen.errors:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: bool(seen.errors), "alice's permissions violation")
+        # Bob's sentinel comes after alice's publish: had it been delivered, it is here now.
+        await sentinel_through(bob_nc, "enf-pub-bob.sentinel", after=[alice_nc])
         delivered = received.pending_msgs
         await alice_nc.close()
         await bob_nc.close()
@@ -74,10 +76,7 @@ def test_subscribe_to_another_users_inbox_is_refused(nsc: Nsc, nats_url: str) ->
         nc, seen = await observed_connection(creds, nats_url)
         await nc.subscribe("_INBOX.>")
         await nc.flush()
-        for _ in range(50):
-            if seen.errors:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: bool(seen.errors), "the permissions violation")
         await nc.close()
         return seen.errors
 

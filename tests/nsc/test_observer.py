@@ -9,7 +9,7 @@ from nats.aio.msg import Msg
 
 from labkit.nsc.wrapper import Nsc
 from labkit.stack import Stack
-from tests.nats_helpers import Observed, observed_connection
+from tests.nats_helpers import observed_connection, sentinel_through, wait_until
 
 
 @pytest.fixture
@@ -20,13 +20,6 @@ def nsc(running_stack: Stack) -> Nsc:
 @pytest.fixture
 def nats_url(running_stack: Stack) -> str:
     return running_stack.url("nats")
-
-
-async def _until_errors(seen: Observed, count: int) -> None:
-    for _ in range(100):
-        if len(seen.errors) >= count:
-            return
-        await asyncio.sleep(0.02)
 
 
 def test_the_observer_sees_a_request_and_the_reply_it_never_asked_for(
@@ -57,10 +50,7 @@ def test_the_observer_sees_a_request_and_the_reply_it_never_asked_for(
         await observer.flush()
         client, _ = await observed_connection(user_creds, nats_url)
         reply = await client.request(f"{user}.echo", b"hi", timeout=2)
-        for _ in range(100):
-            if len(tapped) >= 2:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: len(tapped) >= 2, "the observer tapping request and reply")
         for nc in (client, server, observer):
             await nc.close()
         return tapped, bytes(reply.data), seen.errors
@@ -81,6 +71,9 @@ def test_the_observer_sees_a_request_and_the_reply_it_never_asked_for(
 def test_every_publish_by_the_observer_is_refused(nsc: Nsc, nats_url: str, subject: str) -> None:
     observer_creds = nsc.observer_creds()
 
+    sentinel_user = "obs-sentinel"
+    sentinel_creds = nsc.create_user(sentinel_user).creds
+
     async def scenario() -> tuple[list[str], int]:
         # A second observer connection listens: nothing the first one sends gets through.
         listener, _ = await observed_connection(observer_creds, nats_url)
@@ -88,12 +81,15 @@ def test_every_publish_by_the_observer_is_refused(nsc: Nsc, nats_url: str, subje
         await listener.flush()
         observer, seen = await observed_connection(observer_creds, nats_url)
         await observer.publish(subject, b"forged")
-        await observer.flush()
-        await _until_errors(seen, 1)
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: bool(seen.errors), "the observer's permissions violation")
+        # The observer may publish nothing: a plain user sends the listener its sentinel.
+        sender, _ = await observed_connection(sentinel_creds, nats_url)
+        await sentinel_through(
+            listener, f"{sentinel_user}.sentinel", sender=sender, after=[observer]
+        )
         delivered = received.pending_msgs
-        await observer.close()
-        await listener.close()
+        for nc in (sender, observer, listener):
+            await nc.close()
         return seen.errors, delivered
 
     errors, delivered = asyncio.run(scenario())
