@@ -21,7 +21,15 @@ from labkit.stack import ComponentFailed, Stack, StackError, component_record
 from labkit.stack import component as component_module
 from labkit.stack.component import Component, Launch, Record, register
 from labkit.stack.ports import PortAllocator
-from labkit.stack.process import ProcessId, is_running, read_pidfile
+from labkit.stack.process import (
+    ProcessId,
+    is_running,
+    read_pidfile,
+    start_time_of,
+    stop,
+    write_pidfile,
+)
+from labkit.stack.state import load_records, save_records
 from tests.conftest import make_settings
 
 
@@ -117,6 +125,57 @@ def test_stale_processes_are_swept_at_the_next_start(stack: Stack) -> None:
     new = Stack(stack.settings).ensure("nats")["nats"].pid
     assert new != old
     assert _gone(old)
+
+
+@pytest.fixture
+def foreign_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process labkit did not start (in its own session, like the stack's children)."""
+    foreign = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    yield foreign
+    foreign.kill()
+    foreign.wait()
+
+
+def _record_as(stack: Stack, name: str, pid: int) -> ProcessId:
+    """Point `name`'s state record and pidfile at `pid`, keeping the recorded start time.
+
+    What a reused pid looks like: the number matches a live process, the start time
+    does not. Returns the component's real process, for the test to stop.
+    """
+    paths = stack.settings.paths
+    records = load_records(paths.state_file)
+    real = ProcessId(records[name]["pid"], records[name]["start_time"])
+    records[name]["pid"] = pid
+    save_records(paths.state_file, paths.home, records)
+    write_pidfile(paths.pid_file(name), ProcessId(pid, real.start_time), ["nats-server"])
+    return real
+
+
+def test_down_never_signals_a_reused_pid(
+    stack: Stack, foreign_process: subprocess.Popen[bytes]
+) -> None:
+    stack.ensure("nats")
+    real = _record_as(stack, "nats", foreign_process.pid)
+    assert start_time_of(foreign_process.pid) != real.start_time
+    try:
+        stack.down()
+        assert foreign_process.poll() is None  # down waits for what it signals: not signalled
+        assert is_running(real)  # the record no longer vouched for it either
+    finally:
+        stop(real)
+
+
+def test_the_sweep_never_signals_a_reused_pid(
+    stack: Stack, foreign_process: subprocess.Popen[bytes]
+) -> None:
+    stack.ensure("nats")
+    real = _record_as(stack, "nats", foreign_process.pid)
+    stop(real)
+    # The state file is lost: the next start sweeps the pidfile, which names the foreign pid.
+    stack.settings.paths.state_file.unlink()
+    assert Stack(stack.settings).ensure("nats")["nats"].state == "running"
+    assert foreign_process.poll() is None  # the sweep waits for what it signals: not signalled
+    assert start_time_of(foreign_process.pid) is not None
 
 
 def test_context_manager_stops_what_it_started(settings: Settings) -> None:
