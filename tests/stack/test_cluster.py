@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import StorageType, StreamConfig
 
+from labkit.auth.client import AuthClient
 from labkit.client import connect_as
 from labkit.discovery import cluster_size, jetstream_replicas, nats_urls
 from labkit.labs import lab_server
@@ -453,3 +454,25 @@ def test_cli_up_cluster_status_down_leave_no_process(tmp_path: Path) -> None:
         assert cli("status").returncode == 3
     finally:
         cli("down")
+
+
+def test_the_login_answer_lists_every_node_and_each_accepts_the_creds(cluster: Stack) -> None:
+    # Last in the module: earlier tests kill nodes, and ensure brings every one back.
+    cluster.ensure("nats", "nsc", "auth")
+    client = AuthClient(cluster.url("auth"))
+    client.register("cluster-learner@example.com", "correct horse battery")
+    login = client.login("cluster-learner@example.com", "correct horse battery")
+    node_urls = [cluster.url(name) for name in NODES]
+    assert login.nats.servers == node_urls  # failover needs every node, not just the first
+
+    async def connect_to_each() -> list[bool]:
+        connected = []
+        for url in login.nats.servers:
+            nc = await connect_as(login.nats.creds, servers=url)
+            connected.append(
+                nc.connected_url is not None and url.endswith(str(nc.connected_url.port))
+            )
+            await nc.close()
+        return connected
+
+    assert asyncio.run(connect_to_each()) == [True, True, True]
