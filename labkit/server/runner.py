@@ -48,7 +48,7 @@ class Server:
         servers: str | list[str] | None = None,
         settings: Settings | None = None,
         queue: str = "labkit",
-        max_in_flight: int = 256,
+        max_in_flight: int | None = None,
         name: str = "labkit",
         resources: dict[type, Any] | None = None,
         resource_factories: list[Resource] | None = None,
@@ -64,7 +64,9 @@ class Server:
         self._factories = list(resource_factories or [])
         self._streams = list(streams)
         self._consumers: list[RouteConsumer] = []
-        self._limit = asyncio.Semaphore(max_in_flight)
+        # LABKIT_SERVER_MAX_IN_FLIGHT unless the caller gives a bound of its own.
+        bound = self.settings.server.max_in_flight if max_in_flight is None else max_in_flight
+        self._limit = asyncio.Semaphore(bound)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Subscription] = []
         self.stats = {
