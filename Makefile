@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run lab test lint pytest proto bench up down clean
+.PHONY: run lab test lint pytest proto bench mutate up down clean
 
 # (Re)install when requirements.txt or pyproject.toml change, or the venv is missing.
 $(STAMP): requirements.txt pyproject.toml
@@ -38,10 +38,17 @@ proto: $(STAMP)          ## regenerate labkit/protocol from proto/
 bench: $(STAMP)
 	$(BIN)/python bench/bench_up.py
 
+# Mutation testing of the pure-logic modules ([tool.mutmut] in pyproject.toml): CPU
+# heavy, so outside CI and `make test`. MUTATE_JOBS bounds the processes (2 cores shared).
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS)
+	$(BIN)/mutmut results
+
 up: $(STAMP)
 	$(BIN)/python -m labkit up
 down: $(STAMP)
 	$(BIN)/python -m labkit down
 
 clean:
-	rm -rf build .labkit .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build .labkit .pytest_cache .mypy_cache .ruff_cache mutants
