@@ -39,6 +39,37 @@ def test_defaults(clean_env: Path) -> None:
     assert settings.stack.startup_timeout == 15.0
 
 
+def test_every_default_the_readme_promises(clean_env: Path) -> None:
+    # The README's settings table, row by row.
+    settings = Settings()
+    assert (settings.nats.max_memory_store, settings.nats.max_file_store) == (256 << 20, 2 << 30)
+    assert settings.nats.cluster_size is None and settings.nats.cluster_port == 6222
+    assert settings.nsc.service_port == 4000 and settings.nsc.store_dir is None
+    assert settings.database.url is None
+    auth = settings.auth
+    assert auth.port == 5000
+    assert auth.access_token_expiry == timedelta(minutes=15)
+    assert auth.refresh_token_expiry == timedelta(days=30)
+    assert auth.min_password_length == 8
+    assert (auth.login_attempts_per_email, auth.login_attempts_per_address) == (5, 30)
+    assert auth.login_window == timedelta(seconds=60)
+    server = settings.server
+    assert (server.replicas, server.max_in_flight) == (1, 256)
+    assert (server.cache_backend, server.cache_ttl) == ("memory", timedelta(seconds=5))
+    assert server.cache_max_entries == 10_000
+    stream = settings.stream
+    assert (stream.max_age, stream.max_bytes) == (timedelta(days=7), 256 << 20)
+    assert stream.duplicate_window == timedelta(minutes=2)
+    assert stream.ack_wait == timedelta(seconds=30)
+    assert stream.replicas is None  # then 3 on a cluster of 3+, else 1 (discovery)
+    assert settings.paths.outbox_file == settings.home / "client" / "outbox.db"
+    s3 = settings.s3
+    assert s3.endpoint is None and s3.access_key is None and s3.secret_key is None
+    assert (s3.region, s3.secure, s3.port) == ("us-east-1", False, 9000)
+    assert s3.bucket == "labkit-files" and s3.url_expiry == timedelta(hours=2)
+    assert (s3.max_image_pixels, s3.max_image_bytes) == (25_000_000, 20 << 20)
+
+
 def test_nested_variables_use_one_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABKIT_NATS_PORT", "5222")
     monkeypatch.setenv("LABKIT_NATS_MONITOR_PORT", "9222")
