@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.subjects import InvalidSubject, any_user, first_token, matches, user_subject
+from labkit.subjects import (
+    InvalidSubject,
+    any_user,
+    first_token,
+    matches,
+    stored,
+    unstored,
+    user_subject,
+)
 from labkit.subjects import validate_pattern as validate
 
 
@@ -79,3 +87,8 @@ def test_subject_builders() -> None:
     assert any_user("ping") == "*.ping"
     assert first_token("alice.echo.identified") == "alice"
     assert first_token("alice") == "alice"
+
+
+def test_unstored_gives_back_the_subject_the_user_published_on() -> None:
+    assert unstored(stored("alice.echo.stream")) == "alice.echo.stream"
+    assert unstored("alice.echo") == "alice.echo"  # not a stored subject: unchanged
