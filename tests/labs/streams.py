@@ -15,10 +15,16 @@ from nats.aio.client import Client
 from labkit.buffer import Buffer
 from labkit.client import connect_as
 from labkit.labs import lab_server
-from labkit.labs.stream_echo import StreamEchoClient, request_subject, stream_state
+from labkit.labs.stream_echo import (
+    StreamEchoClient,
+    reply_consumer,
+    request_subject,
+    stream_state,
+)
 from labkit.nsc.wrapper import Nsc
 from labkit.server.runner import Server
 from labkit.settings import Settings
+from labkit.subjects import ECHO_STREAM_NAME
 
 
 def unique_user(role: str) -> str:
@@ -77,3 +83,30 @@ async def read_replies(client: StreamEchoClient, count: int, timeout: float = 10
 async def no_more_replies(client: StreamEchoClient, wait: float = 0.5) -> list[str]:
     """Whatever else arrives within `wait` seconds (a test expects nothing)."""
     return await client.read_replies(most=100, timeout=wait)
+
+
+async def replies_left(nc: Client, user: str) -> int:
+    """Replies stored for `user` that its consumer has not handed out and seen acknowledged.
+
+    A question to the server, not a wait: when no application server runs, nothing
+    else can be stored, so 0 means no reply is, or will be, waiting.
+    """
+    info = await nc.jetstream().consumer_info(ECHO_STREAM_NAME, reply_consumer(user))
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+async def replies_before_a_sentinel(client: StreamEchoClient, user: str) -> list[str]:
+    """Send one more request; the replies read before its own (a test expects none).
+
+    Replies are stored in order, so once the sentinel's reply is read, any extra reply
+    stored before it (a second copy, say) has been read too.
+    """
+    await client.send("sentinel")
+    expected = f"echo sentinel from {user}"
+    before: list[str] = []
+    async with asyncio.timeout(10):
+        while True:
+            for reply in await client.read_replies(most=1, timeout=1.0):
+                if reply == expected:
+                    return before
+                before.append(reply)
