@@ -43,5 +43,5 @@ def test_login_answers_503_nsc_unavailable_while_the_nsc_service_is_down(stack: 
     assert "python -m labkit up" in answer["detail"]  # says what to do
     assert "access_token" not in answer and "nats" not in answer
 
-    stack.ensure("nsc")  # back: logins work again
-    assert requests.post(f"{auth}/login", json=body, timeout=10).status_code == 200
+    stack.ensure("nsc", "auth")  # back: logins work again
+    assert requests.post(f"{stack.url('auth')}/login", json=body, timeout=10).status_code == 200
