@@ -130,8 +130,8 @@ def test_an_error_reply_that_cannot_be_sent_is_logged_and_dispatch_still_returns
     with caplog.at_level(logging.WARNING, logger="labkit.server"):
         outcome, sent, _ = serve(route, ECHO, failing_send=True)
     assert not outcome.ok and sent == []
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["could not send the error reply for alice.contract to _INBOX.alice.1"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "alice.contract" in warning and "_INBOX.alice.1" in warning
 
 
 def test_returning_something_else_than_a_message_says_what_to_return() -> None:
