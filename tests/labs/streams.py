@@ -86,13 +86,14 @@ async def no_more_replies(client: StreamEchoClient, wait: float = 0.5) -> list[s
 
 
 async def replies_left(nc: Client, user: str) -> int:
-    """Replies stored for `user` that its consumer has not handed out and seen acknowledged.
+    """Replies stored for `user` that its consumer has not handed out yet.
 
     A question to the server, not a wait: when no application server runs, nothing
-    else can be stored, so 0 means no reply is, or will be, waiting.
+    else can be stored, so 0 means no reply is, or will be, waiting. (Replies handed
+    out are not counted: their acknowledgement may still be on its way.)
     """
     info = await nc.jetstream().consumer_info(ECHO_STREAM_NAME, reply_consumer(user))
-    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    return int(info.num_pending or 0)
 
 
 async def replies_before_a_sentinel(client: StreamEchoClient, user: str) -> list[str]:
