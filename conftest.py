@@ -20,6 +20,7 @@ for variable in (
     "NATS_PORT",
     "NATS_MONITOR_PORT",
     "NATS_CLUSTER_PORT",
+    "NATS_WS_PORT",
     "NSC_SERVICE_PORT",
     "AUTH_PORT",
     "S3_PORT",
