@@ -28,6 +28,10 @@ for variable in (
     os.environ[f"LABKIT_{variable}"] = "0"
 
 
+# Headless kernels have no browser to show notebook 09's page: do not wait long for one.
+os.environ.setdefault("LABKIT_PAGE_WAIT", "2")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if type(item).__name__ == "IPyNbCell":
