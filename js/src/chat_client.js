@@ -139,7 +139,16 @@ export class ChatClient {
     }
   }
 
-  async close() {
+  // Publish a note about what the page did on `<user>.page` (the kernel listens there:
+  // it cannot read the widget's state while a cell runs, NATS it can).
+  report(entry) {
+    if (this.nc && !this.nc.isClosed()) {
+      this.nc.publish(`${this.user}.page`, new TextEncoder().encode(JSON.stringify(entry)));
+    }
+  }
+
+  async close(reason = null) {
+    this.closedBy ||= reason;
     if (this.nc && !this.nc.isClosed()) {
       await this.nc.close();
     }

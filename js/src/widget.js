@@ -1,10 +1,12 @@
 // The browser chat widget (anywidget): the page itself is a NATS client.
 //
-// initialize() runs once per widget model: it asks the kernel for the learner's
-// credentials (a message, never a synced trait, so they are not saved with the
-// notebook), connects over WebSocket and keeps the connection. render() draws a view;
-// its Send button and the kernel's `outbox` trait both reach the connection through
-// the model (anywidget gives the two functions different model proxies).
+// initialize() runs once per widget model: it takes the learner's credentials (the
+// `creds` trait, which the kernel empties once the page is connected; a reloaded page
+// asks the kernel with a message), connects over WebSocket and keeps the connection.
+// render() draws a view; its Send button and the kernel's `outbox` trait both reach
+// the connection through the model (anywidget gives the two functions different model
+// proxies). Every entry of the page's log is also published on `<user>.page`: the
+// kernel reads the widget's state only between cells, NATS messages at any time.
 import { ChatClient } from "./chat_client.js";
 
 export { ChatClient, decodePing, encodePing, userOfCreds } from "./chat_client.js";
@@ -61,9 +63,10 @@ function describe(model, entry) {
   }
 }
 
-function append(model, entry) {
+function append(model, entry, client) {
   model.set("log", [...(model.get("log") || []), entry]);
   model.save_changes();
+  client?.report(entry);
 }
 
 function setState(model, state, detail) {
@@ -89,20 +92,24 @@ function askForCreds(model) {
 async function sendLine(model, client, request) {
   const { nonce = null, destination = "", message = "", origin = "", subject = "" } = request;
   const target = subject || `${client.user}.ping`;
-  append(model, { kind: "sent", nonce, subject: target, destination, origin, message });
+  append(model, { kind: "sent", nonce, subject: target, destination, origin, message }, client);
   const outcome = await client.send({ destination, message, origin, subject: target });
   if (outcome.receipt) {
-    append(model, { kind: "receipt", nonce, ...outcome.receipt });
+    append(model, { kind: "receipt", nonce, ...outcome.receipt }, client);
   } else if (outcome.error) {
-    append(model, { kind: "error", nonce, ...outcome.error });
+    append(model, { kind: "error", nonce, ...outcome.error }, client);
   } else {
-    append(model, { kind: "refused", nonce, text: outcome.refused });
+    append(model, { kind: "refused", nonce, text: outcome.refused }, client);
   }
 }
 
 async function connect(model) {
-  setState(model, "connecting", "asking the kernel for your credentials");
-  const { creds } = await askForCreds(model);
+  let creds = model.get("creds");
+  if (!creds) {
+    setState(model, "connecting", "asking the kernel for your credentials");
+    ({ creds } = await askForCreds(model));
+  }
+  setState(model, "connecting", `to ${model.get("servers").join(", ")}`);
   let client;
   try {
     client = new ChatClient({
@@ -110,11 +117,14 @@ async function connect(model) {
       creds,
       name: `browser chat (${model.get("user")})`,
       on: {
-        line: (ping, msg) => append(model, { kind: "received", subject: msg.subject, ...ping }),
-        refused: (text) => append(model, { kind: "refused", text }),
+        line: (ping, msg) =>
+          append(model, { kind: "received", subject: msg.subject, ...ping }, client),
+        refused: (text) => append(model, { kind: "refused", text }, client),
         status: (state, detail) => {
           if (state === "closed") {
             append(model, { kind: "closed", text: `connection closed: ${detail}` });
+          } else {
+            client.report({ kind: "status", state, text: detail });
           }
           setState(model, state, detail);
         },
@@ -146,6 +156,10 @@ async function initialize({ model }) {
   // From the kernel (synced) and from this page's Send buttons (local to the page).
   model.on("change:outbox", () => run(model.get("outbox")));
   model.on("change:page_send", () => run(model.get("page_send")));
+  // The kernel's chat.stop(): end the connection, keep the transcript on the page.
+  model.on("msg:custom", (content) => {
+    if (content?.type === "close") client?.close("the kernel stopped the chat (chat.stop())");
+  });
   // In the background: initialize() is awaited before any view renders.
   connect(model).then(async (connected) => {
     client = connected;
@@ -227,6 +241,8 @@ function render({ model, el }) {
   for (const name of ["log", "state", "detail", "names"]) model.on(`change:${name}`, draw);
   draw();
   root.append(style, head, log, form);
+  // Marked as a Jupyter widget (the host's widget styles; what tools look for).
+  el.classList.add("jupyter-widgets");
   el.append(root);
 }
 

@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 
+from labkit.client import connect_as
+from labkit.discovery import nats_urls
 from labkit.nsc.claims import permissions_from_templates
 from labkit.nsc.creds import parse_creds
+from labkit.nsc.push import push_account_jwt
 from labkit.nsc.wrapper import Nsc
 from labkit.settings import Settings
+from labkit.stack import Stack
 from labkit.widgets.browser_chat import (
     BUNDLE,
-    WAITING,
     BrowserChat,
     StackCredentialsRefused,
     learner_of,
@@ -55,7 +58,7 @@ def test_a_learners_own_credentials_are_accepted(
     assert learner_of(alice, keystore[0]) == "alice"
     chat = _chat(keystore, alice, peer="bob", names={"bob": "Bob"})
     assert (chat.user, chat.inbox_prefix, chat.peer) == ("alice", "_INBOX.alice", "bob")
-    assert chat.servers == SERVERS and chat.state == WAITING
+    assert chat.servers == SERVERS and not chat.connected and chat.reports == []
     assert chat._esm == BUNDLE.read_text(encoding="utf-8")
 
 
@@ -96,12 +99,18 @@ def test_text_that_is_not_credentials_is_refused(keystore: tuple[Settings, Nsc])
         learner_of("hello", keystore[0])
 
 
-def test_the_credentials_travel_as_a_message_never_as_saved_state(
+def test_the_creds_are_forgotten_once_the_page_is_connected(
     keystore: tuple[Settings, Nsc], alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chat = _chat(keystore, alice)
     _, seed = parse_creds(alice)
+    assert chat.creds == alice  # the page starts with them, without asking
+    chat.record({"kind": "status", "state": "connecting"})
+    assert chat.creds == alice and not chat.connected
+    chat.record({"kind": "status", "state": "connected", "text": "alice on ws://..."})
+    assert chat.connected and chat.creds == ""
     assert seed not in json.dumps(chat.get_state(), default=str)
+    # A reloaded page asks the kernel with a message, which never becomes saved state.
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(chat, "send", lambda content, buffers=None: sent.append(content))
     chat._on_page_message(chat, {"type": "creds"}, [])
@@ -125,15 +134,16 @@ def test_send_line_asks_the_page_through_the_outbox(
     }
 
 
-def test_the_page_log_is_read_by_kind(keystore: tuple[Settings, Nsc], alice: str) -> None:
+def test_the_page_reports_are_read_by_kind(keystore: tuple[Settings, Nsc], alice: str) -> None:
     chat = _chat(keystore, alice)
-    chat.log = [
+    for entry in [
         {"kind": "sent", "nonce": "n1", "destination": "bob", "message": "hi"},
         {"kind": "receipt", "nonce": "n1", "origin": "alice", "destination": "bob"},
         {"kind": "received", "origin": "bob", "message": "hello"},
         {"kind": "refused", "nonce": "n2", "text": "permissions violation"},
         {"kind": "error", "code": "unknown_destination"},
-    ]
+    ]:
+        chat.record(entry)
     assert [e["message"] for e in chat.sent] == ["hi"]
     assert chat.receipts[0]["origin"] == "alice" and chat.entries("receipt", "n2") == []
     assert chat.received[0]["origin"] == "bob"
@@ -148,7 +158,8 @@ def test_waiting_wakes_on_an_update_from_another_thread(
     chat = _chat(keystore, alice)
 
     async def scenario() -> tuple[bool, bool]:
-        page = threading.Timer(0.05, lambda: setattr(chat, "state", "connected"))
+        connected = {"kind": "status", "state": "connected"}
+        page = threading.Timer(0.05, chat.record, args=[connected])
         page.start()
         try:
             connected = await chat.wait_for_page(timeout=30)
@@ -165,3 +176,34 @@ def test_without_a_stack_or_url_it_says_how_to_get_one(tmp_path: Path, alice: st
     Nsc.from_settings(settings).setup()
     with pytest.raises(Exception, match=r"ensure\('nats'\)"):
         BrowserChat(alice, settings=settings)
+
+
+def test_the_kernel_follows_the_pages_reports_over_nats_until_a_revocation(
+    running_stack: Stack,
+) -> None:
+    """What the page publishes on `<user>.page` reaches the kernel while a cell waits; a
+    revocation cuts the learner's connections, the kernel's follower among them."""
+    settings = running_stack.settings
+    nsc = Nsc.from_settings(settings)
+    creds = nsc.create_user("page-carol").creds
+
+    async def scenario() -> tuple[list[dict[str, Any]], bool, str | None]:
+        chat = BrowserChat(creds, settings=settings)
+        await chat.listen()
+        page = await connect_as(creds, settings=settings)  # stands in for the page here
+        try:
+            report = {"kind": "received", "origin": "dave", "message": "hello"}
+            await page.publish("page-carol.page", b"not json")  # ignored
+            await page.publish("page-carol.page", json.dumps(report).encode())
+            assert await chat.wait_until(lambda: bool(chat.received), timeout=10)
+            account_jwt = nsc.revoke_user("page-carol")
+            await push_account_jwt(nats_urls(settings), nsc.system_creds(), account_jwt)
+            cut = await chat.wait_until(lambda: chat.cut is not None, timeout=10)
+            return chat.reports, cut, chat.cut
+        finally:
+            await page.close()
+            await chat.stop()
+
+    reports, cut, why = asyncio.run(scenario())
+    assert reports == [{"kind": "received", "origin": "dave", "message": "hello"}]
+    assert cut and why is not None and "revoked" in why.lower(), why
