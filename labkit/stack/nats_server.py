@@ -82,12 +82,14 @@ def render_config(
     server_name: str = "labkit",
     cluster: RouteConfig | None = None,
     ws_port: int | None = None,
+    ws_tls: TlsFiles | None = None,
 ) -> str:
     """The nats-server configuration text (pure; paths are quoted).
 
-    `ws_port` adds a WebSocket listener for browsers, without TLS: loopback hosts only.
+    `ws_port` adds a WebSocket listener for browsers: with `ws_tls` (wss), on any host;
+    without, on loopback only.
     """
-    websocket = _render_websocket(host, ws_port) if ws_port else ""
+    websocket = _render_websocket(host, ws_port, ws_tls) if ws_port else ""
     return f"""# Written by labkit at each start; edit the settings, not this file.
 server_name: {server_name}
 host: "{host}"
@@ -114,7 +116,26 @@ jetstream {{
 {_render_cluster(host, cluster) if cluster else ""}{websocket}"""
 
 
-def _render_websocket(host: str, port: int) -> str:
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate (PEM, its chain) and its private key, as the server sees them."""
+
+    cert_file: str
+    key_file: str
+
+
+def _render_websocket(host: str, port: int, tls: TlsFiles | None) -> str:
+    if tls is not None:
+        return f"""
+websocket {{
+  listen: "{host}:{port}"
+  # Browsers connect with wss:// (TLS), never plain ws://, off loopback.
+  tls {{
+    cert_file: "{tls.cert_file}"
+    key_file: "{tls.key_file}"
+  }}
+}}
+"""
     if not _is_loopback(host):
         raise StackError(
             f"the stack's WebSocket listener has no TLS, so it listens on loopback only, "

@@ -23,6 +23,7 @@ class WsNatsClient:
 
     url: str
     timeout: float = 10.0
+    sslopt: dict[str, object] | None = None  # wss://: e.g. {"ca_certs": path}
     _ws: websocket.WebSocket | None = None
     _buffer: bytes = b""
     errors: list[str] = field(default_factory=list)
@@ -32,7 +33,7 @@ class WsNatsClient:
 
         `sign_with` signs with another seed (a forged login). Returns the server's INFO.
         """
-        self._ws = websocket.create_connection(self.url, timeout=self.timeout)
+        self._ws = websocket.create_connection(self.url, timeout=self.timeout, sslopt=self.sslopt)
         line = self._line()
         assert line.startswith(b"INFO "), line
         info: dict[str, object] = json.loads(line[5:])
