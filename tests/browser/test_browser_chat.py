@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,16 +125,27 @@ def _select(notebook: Any, index: int) -> None:
 
 
 def _run_cell(notebook: Any, index: int) -> None:
-    """Select cell `index` and run it alone (Ctrl+Enter); wait until done."""
+    """Select cell `index` and run it alone (Ctrl+Enter); wait until it has run."""
     _select(notebook, index)
-    notebook.page.keyboard.press("Control+Enter")
-    notebook._wait_until_started()
-    notebook.wait_until_done()
+    _ran_after(notebook, index, lambda: notebook.page.keyboard.press("Control+Enter"))
 
 
 def _run_from(notebook: Any, index: int) -> None:
-    """Select cell `index`; Run → Run Selected Cell and All Below; wait until done."""
+    """Select cell `index`; Run → Run Selected Cell and All Below; wait until all ran."""
     _select(notebook, index)
-    notebook.menu("Run", "notebook:run-all-below")
-    notebook._wait_until_started()
+    last = max(cell.index for cell in notebook.cells() if cell.code)
+    _ran_after(notebook, last, lambda: notebook.menu("Run", "notebook:run-all-below"))
+
+
+def _ran_after(notebook: Any, index: int, run: Any) -> None:
+    """Do `run`, then wait until cell `index` shows a new execution count (it ran)."""
+    before = notebook.cells()[index].prompt
+    run()
+    deadline = time.monotonic() + 120
+    while True:
+        prompt = notebook.cells()[index].prompt
+        if prompt != before and re.fullmatch(r"\[\d+\]:", prompt):
+            break
+        assert time.monotonic() < deadline, f"cell {index} did not run (prompt {prompt!r})"
+        time.sleep(0.25)
     notebook.wait_until_done()
