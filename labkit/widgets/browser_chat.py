@@ -159,6 +159,7 @@ class BrowserChat(anywidget.AnyWidget):
         self.reports: list[dict[str, Any]] = []
         self.cut: str | None = None  # why the learner's connections were cut (revocation)
         self._nc: Client | None = None
+        self._stopped = False
         self._waiters: list[_Waiter] = []
         self.on_msg(self._on_page_message)
 
@@ -187,6 +188,7 @@ class BrowserChat(anywidget.AnyWidget):
 
     async def stop(self) -> None:
         """Forget the creds, stop following; the page closes its connection, keeps its lines."""
+        self._stopped = True
         self.creds = ""
         self.send({"type": "close"})
         if self._nc is not None and not self._nc.is_closed:
@@ -298,7 +300,7 @@ class BrowserChat(anywidget.AnyWidget):
 
     def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # A reloaded page asks again (the trait is empty by then); only a live kernel answers.
-        if isinstance(content, dict) and content.get("type") == "creds":
+        if not self._stopped and isinstance(content, dict) and content.get("type") == "creds":
             self.send({"type": "creds", "creds": self._creds})
 
     def _wake_waiters(self) -> None:

@@ -116,6 +116,10 @@ def test_the_creds_are_forgotten_once_the_page_is_connected(
     chat._on_page_message(chat, {"type": "creds"}, [])
     chat._on_page_message(chat, {"type": "something else"}, [])
     assert sent == [{"type": "creds", "creds": alice}]
+    # Once stopped, the kernel hands them out no more (and tells the page to close).
+    asyncio.run(chat.stop())
+    chat._on_page_message(chat, {"type": "creds"}, [])
+    assert sent == [{"type": "creds", "creds": alice}, {"type": "close"}]
 
 
 def test_send_line_asks_the_page_through_the_outbox(
