@@ -8,6 +8,7 @@ and npm: without them they skip on a person's machine and fail under CI.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 JS = REPO / "js"
 PROTO = REPO / "proto" / "labkit.proto"
 SOURCES = ("package.json", "package-lock.json", "build.mjs", "src")
-PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+# Offline when this environment has setuptools (Python 3.11's venvs do; 3.12's do not).
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q"] + (
+    ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+)
 
 
 def _needs_node() -> None:
