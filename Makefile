@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run lab test lint pytest proto bench mutate up down clean
+.PHONY: run lab test lint pytest proto bundle bench mutate up down clean
 
 # (Re)install when requirements.txt or pyproject.toml change, or the venv is missing.
 $(STAMP): requirements.txt pyproject.toml
@@ -34,6 +34,9 @@ pytest: $(STAMP)
 
 proto: $(STAMP)          ## regenerate labkit/protocol from proto/
 	$(BIN)/python -m labkit.protogen
+
+bundle:                  ## rebuild the browser chat widget's JS (labkit/widgets/static/) from js/; needs node, npm
+	cd js && npm ci --no-audit --no-fund --ignore-scripts && node build.mjs
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_up.py

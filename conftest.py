@@ -20,11 +20,16 @@ for variable in (
     "NATS_PORT",
     "NATS_MONITOR_PORT",
     "NATS_CLUSTER_PORT",
+    "NATS_WS_PORT",
     "NSC_SERVICE_PORT",
     "AUTH_PORT",
     "S3_PORT",
 ):
     os.environ[f"LABKIT_{variable}"] = "0"
+
+
+# Headless kernels have no browser to show notebook 09's page: do not wait long for one.
+os.environ.setdefault("LABKIT_PAGE_WAIT", "2")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -175,3 +175,5 @@ def _print_state(stack: Stack, statuses: dict[str, ComponentStatus], *, as_json:
     for name, status in statuses.items():
         pid = f"pid {status.pid}" if status.pid else ""
         print(f"  {name:<9} {status.state:<10} {status.url or '':<28} {pid}")
+        if status.details.get("ws_url"):
+            print(f"  {'':<9} {'':<10} {status.details['ws_url']:<28} browsers (WebSocket)")

@@ -7,6 +7,7 @@ The folder it writes (default `docker/generated/`, git-ignored):
     nats/operator.jwt             the operator JWT every node trusts
     nats/nats-<n>.conf            node n's config (0600: it holds the route password)
     nats/nats-<n>/resolver/       node n's full-resolver folder, the account JWTs written in
+    nats/tls/server.crt, .key     the browsers' wss:// certificate (self-signed unless yours)
     secrets/nsc-service.token     the NSC service's bearer token (0600), copied from .env
     secrets/auth-jwt.secret       the auth service's JWT signing secret (0600), from .env
 
@@ -25,18 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from labkit.deploy_tls import ensure_certificate
 from labkit.errors import LabkitError
 from labkit.files import write_atomic, write_private
 from labkit.nsc.wrapper import SYSTEM_ACCOUNT, Nsc
 from labkit.objects.endpoint import generate_keys
 from labkit.settings import DataPaths, Settings
 from labkit.stack.cluster import CLUSTER_NAME, ROUTE_USER
-from labkit.stack.nats_server import RouteConfig, render_config
+from labkit.stack.nats_server import RouteConfig, TlsFiles, render_config
 
 NODES = 3
 CLIENT_PORT = 4222
 ROUTE_PORT = 6222
 MONITOR_PORT = 8222
+# Browsers (nats.js over wss://): inside each container; compose publishes node n's
+# on 127.0.0.1:<WS_HOST_PORT + n - 1>.
+WS_PORT = 8443
+WS_HOST_PORT = 8443
 DEFAULT_OUT = Path("docker/generated")
 # The labkit services' data directory inside their containers (compose.yaml mounts here).
 CONTAINER_HOME = Path("/data")
@@ -82,6 +88,8 @@ class NodePaths:
     operator_jwt: str = "/etc/nats/operator.jwt"
     resolver_dir: str = "/data/resolver"
     jetstream_dir: str = "/data/jetstream"
+    tls_cert: str = "/etc/nats/tls/server.crt"
+    tls_key: str = "/etc/nats/tls/server.key"
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,16 @@ def node_name(node: int) -> str:
     return f"nats-{node}"
 
 
+def ws_urls(nodes: int = NODES) -> str:
+    """The wss:// URLs a browser on the Docker host uses, one per node (published ports)."""
+    return ",".join(f"wss://localhost:{WS_HOST_PORT + n - 1}" for n in range(1, nodes + 1))
+
+
+def certificate_names(nodes: int = NODES) -> list[str]:
+    """Names the browsers' certificate is for: the host's loopback and the service names."""
+    return ["localhost", "127.0.0.1", *(node_name(n) for n in range(1, nodes + 1))]
+
+
 def nats_urls(nodes: int = NODES) -> str:
     """Client URLs of every node, comma-separated (LABKIT_NATS_URL)."""
     return ",".join(f"nats://{node_name(n)}:{CLIENT_PORT}" for n in range(1, nodes + 1))
@@ -117,7 +135,8 @@ def render_node_config(
     nodes: int = NODES,
     paths: NodePaths | None = None,
 ) -> str:
-    """Node `node`'s nats-server config: operator mode, full resolver, JetStream, routes.
+    """Node `node`'s nats-server config: operator mode, full resolver, JetStream, routes,
+    and WebSocket for browsers behind TLS (wss).
 
     Inside its container a node listens on every interface and finds the others by
     their compose service names.
@@ -143,6 +162,8 @@ def render_node_config(
         max_file_store=max_file_store,
         server_name=node_name(node),
         cluster=RouteConfig(CLUSTER_NAME, ROUTE_PORT, ROUTE_USER, route_password, routes),
+        ws_port=WS_PORT,
+        ws_tls=TlsFiles(paths.tls_cert, paths.tls_key),
     )
 
 
@@ -252,6 +273,7 @@ def write_deploy_config(
 
     nats_dir = out / "nats"
     write_atomic(nats_dir / "operator.jwt", setup.operator_jwt + "\n")
+    ensure_certificate(nats_dir / "tls", certificate_names(nodes), rotate=rotate)
     # The keystore is the source of truth: each node's resolver gets the current JWTs.
     account_jwts = nsc.account_jwts()
     configs = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from labkit.settings import Settings
 from labkit.stack.cluster import cluster_size, jetstream_replicas, node_number
 from labkit.stack.state import component_record, load_records
@@ -12,6 +14,7 @@ __all__ = [
     "jetstream_replicas",
     "nats_url",
     "nats_urls",
+    "nats_ws_urls",
     "nsc_service",
 ]
 
@@ -24,14 +27,34 @@ def nats_urls(settings: Settings | None = None) -> list[str]:
     """
     settings = settings or Settings()
     if settings.nats.url:
-        return [url.strip() for url in settings.nats.url.split(",") if url.strip()]
+        return _split(settings.nats.url)
+    return [str(record["url"]) for record in _nats_nodes(settings)]
+
+
+def nats_ws_urls(settings: Settings | None = None) -> list[str]:
+    """Every NATS WebSocket endpoint a browser should know (a cluster's nodes, node 1 first).
+
+    `LABKIT_NATS_WS_URL` (comma-separated) wins: a deployment's `wss://` address.
+    """
+    settings = settings or Settings()
+    if settings.nats.ws_url:
+        return _split(settings.nats.ws_url)
+    return [str(record["ws_url"]) for record in _nats_nodes(settings) if record.get("ws_url")]
+
+
+def _split(urls: str) -> list[str]:
+    return [url.strip() for url in urls.split(",") if url.strip()]
+
+
+def _nats_nodes(settings: Settings) -> list[dict[str, Any]]:
+    """The state file's records of the running NATS nodes, node 1 first."""
     records = load_records(settings.paths.state_file)
     nodes = sorted(
         (name for name in records if name == "nats" or name.startswith("nats#")), key=node_number
     )
     if not nodes:
         component_record("nats", settings)  # raises, saying how to start it
-    return [str(records[name]["url"]) for name in nodes]
+    return [records[name] for name in nodes]
 
 
 def nats_url(settings: Settings | None = None) -> str:

@@ -54,6 +54,16 @@ class NatsSettings(BaseModel):
     cluster_port: int = Field(
         6222, ge=0, le=65535, description="route port of node 1 (node k: +k-1)"
     )
+    ws_port: int = Field(
+        4280,
+        ge=0,
+        le=65535,
+        description="WebSocket port for browser clients, on loopback (node k: +k-1)",
+    )
+    ws_url: str | None = Field(
+        None,
+        description="the WebSocket URL(s) browsers use instead of the stack's (wss://...)",
+    )
 
 
 class NscSettings(BaseModel):

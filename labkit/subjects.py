@@ -14,6 +14,8 @@ ECHO_IDENTIFIED = "echo.identified"
 ECHO_CACHED = "echo.cached"
 PING = "ping"
 INBOX = "inbox"
+# Where the browser chat's page reports what it did (the kernel follows it over NATS).
+PAGE = "page"
 ECHO_STREAM = "echo.stream"
 # The stream the server owns for it; the user permission templates name it too.
 ECHO_STREAM_NAME = "ECHO_STREAM"

@@ -23,7 +23,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
     """Settings for a data directory of its own, on free ports."""
     values: dict[str, object] = {
         "home": home,
-        "nats": {"port": 0, "monitor_port": 0},
+        "nats": {"port": 0, "monitor_port": 0, "ws_port": 0},
         "nsc": {"service_port": 0},
         "auth": {"port": 0},
     }

@@ -31,11 +31,13 @@ CLUSTER_REPLICAS = 3
 
 @dataclass(frozen=True)
 class NodePorts:
-    """The ports one node listens on: clients, HTTP monitoring, routes (other nodes)."""
+    """The ports one node listens on: clients, HTTP monitoring, routes, browsers."""
 
     port: int
     monitor_port: int
     cluster_port: int
+    # Browsers (WebSocket); 0 in a plan saved before nodes had one: a free port is taken.
+    ws_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,12 @@ def preferred_ports(nats: NatsSettings, node: int) -> NodePorts:
     def shifted(base: int) -> int:
         return base + node - 1 if base else 0
 
-    return NodePorts(shifted(nats.port), shifted(nats.monitor_port), shifted(nats.cluster_port))
+    return NodePorts(
+        shifted(nats.port),
+        shifted(nats.monitor_port),
+        shifted(nats.cluster_port),
+        shifted(nats.ws_port),
+    )
 
 
 def plan_file(paths: DataPaths) -> Path:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
+import socket
 import sys
 import sysconfig
 from dataclasses import astuple, dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from labkit.files import write_atomic, write_private
 from labkit.nsc.wrapper import Nsc
@@ -78,8 +81,15 @@ def render_config(
     max_file_store: int,
     server_name: str = "labkit",
     cluster: RouteConfig | None = None,
+    ws_port: int | None = None,
+    ws_tls: TlsFiles | None = None,
 ) -> str:
-    """The nats-server configuration text (pure; paths are quoted)."""
+    """The nats-server configuration text (pure; paths are quoted).
+
+    `ws_port` adds a WebSocket listener for browsers: with `ws_tls` (wss), on any host;
+    without, on loopback only.
+    """
+    websocket = _render_websocket(host, ws_port, ws_tls) if ws_port else ""
     return f"""# Written by labkit at each start; edit the settings, not this file.
 server_name: {server_name}
 host: "{host}"
@@ -103,7 +113,51 @@ jetstream {{
   max_memory_store: {max_memory_store}
   max_file_store: {max_file_store}
 }}
-{_render_cluster(host, cluster) if cluster else ""}"""
+{_render_cluster(host, cluster) if cluster else ""}{websocket}"""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate (PEM, its chain) and its private key, as the server sees them."""
+
+    cert_file: str
+    key_file: str
+
+
+def _render_websocket(host: str, port: int, tls: TlsFiles | None) -> str:
+    if tls is not None:
+        return f"""
+websocket {{
+  listen: "{host}:{port}"
+  # Browsers connect with wss:// (TLS), never plain ws://, off loopback.
+  tls {{
+    cert_file: "{tls.cert_file}"
+    key_file: "{tls.key_file}"
+  }}
+}}
+"""
+    if not _is_loopback(host):
+        raise StackError(
+            f"the stack's WebSocket listener has no TLS, so it listens on loopback only, "
+            f"not on {host!r}: set LABKIT_NATS_HOST=127.0.0.1, or serve browsers through "
+            "docker/ (wss behind TLS)"
+        )
+    return f"""
+websocket {{
+  listen: "{host}:{port}"
+  # Browsers on this machine only (loopback); anywhere else WebSocket runs behind TLS.
+  no_tls: true
+}}
+"""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _render_cluster(host: str, cluster: RouteConfig) -> str:
@@ -152,7 +206,9 @@ class NatsServer(Component):
         if size == 1:
             forget_plan(self.settings.paths)
             folder = self.settings.paths.nats_dir
-            node_ports = NodePorts(ports.take(nats.port), ports.take(nats.monitor_port), 0)
+            node_ports = NodePorts(
+                ports.take(nats.port), ports.take(nats.monitor_port), 0, ports.take(nats.ws_port)
+            )
             name, cluster = "labkit", None
         else:
             node = node_number(self.instance)
@@ -187,12 +243,15 @@ class NatsServer(Component):
             max_file_store=nats.max_file_store,
             server_name=name,
             cluster=cluster,
+            ws_port=node_ports.ws_port,
         )
         config_path = folder / "nats-server.conf"
         write_private(config_path, config)  # a cluster node's holds the route password
         record: Record = {
             "url": f"nats://{nats.host}:{node_ports.port}",
             "monitor_url": f"http://{nats.host}:{node_ports.monitor_port}",
+            # Browsers connect here (the browser chat widget, nats.js over WebSocket).
+            "ws_url": f"ws://{nats.host}:{node_ports.ws_port}",
             "config": str(config_path),
         }
         if cluster is not None:
@@ -226,6 +285,8 @@ class NatsServer(Component):
     def is_healthy(self, record: Record) -> bool:
         if record.get("cluster_size", 1) != cluster_size(self.settings):
             return False  # a node of another cluster shape: restart it with the new config
+        if "ws_url" not in record:
+            return False  # started by an older labkit, without a listener for browsers
         if "cluster_size" in record:
             # Serving; a node whose peers are electing a leader is not restarted for it.
             return http_ok(f"{record['monitor_url']}/healthz?js-enabled-only=true")
@@ -233,4 +294,15 @@ class NatsServer(Component):
 
     def is_ready(self, record: Record) -> bool:
         # On a cluster: JetStream has a meta leader and this node's streams are current.
-        return http_ok(f"{record['monitor_url']}/healthz")
+        # And browsers can connect: the WebSocket listener is open.
+        return http_ok(f"{record['monitor_url']}/healthz") and accepts_connections(record["ws_url"])
+
+
+def accepts_connections(url: str, timeout: float = 0.5) -> bool:
+    """True when something accepts a TCP connection at the URL's host and port."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            return True
+    except OSError:
+        return False

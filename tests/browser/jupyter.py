@@ -151,7 +151,14 @@ class JupyterLab:
             # The kernels' stacks: a data directory of their own, on free ports.
             LABKIT_HOME=str(self.workdir / "labkit-home"),
         )
-        for port in ("NATS_PORT", "NATS_MONITOR_PORT", "NSC_SERVICE_PORT", "AUTH_PORT", "S3_PORT"):
+        for port in (
+            "NATS_PORT",
+            "NATS_MONITOR_PORT",
+            "NATS_WS_PORT",
+            "NSC_SERVICE_PORT",
+            "AUTH_PORT",
+            "S3_PORT",
+        ):
             env.setdefault(f"LABKIT_{port}", "0")  # (the root conftest.py sets them too)
         return env
 

@@ -86,6 +86,7 @@ def test_written_configs_are_valid_for_nats_server(tmp_path: Path, settings: Set
         local = text.replace("/etc/nats/operator.jwt", str(nats_dir / "operator.jwt"))
         local = local.replace("/data/resolver", str(nats_dir / node_name(node) / "resolver"))
         local = local.replace("/data/jetstream", str(tmp_path / f"js-{node}"))
+        local = local.replace("/etc/nats/tls", str(nats_dir / "tls"))  # nats-server loads them
         config = tmp_path / f"local-{node}.conf"
         config.write_text(local)
         checked = subprocess.run(
