@@ -27,6 +27,7 @@ from labkit.auth.nsc_client import NscClient
 from labkit.auth.rate_limit import SlidingWindow
 from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
+from labkit.nsc.names import validate_user_name
 from labkit.settings import Settings
 
 PASSWORD_METHOD = "scrypt"
@@ -81,7 +82,7 @@ def register() -> tuple[Response, int]:
         request.get_json(silent=True), ctx.settings.auth.min_password_length
     )
     user = User(
-        id=str(ULID()).lower(),
+        id=new_user_id(),
         email=given.email,
         password_hash=generate_password_hash(given.password, method=PASSWORD_METHOD),
         created_at=datetime.now(UTC),
@@ -153,6 +154,15 @@ def logout() -> Response:
     revoke(ctx.sessions, payload)
     nats_revoked = ctx.nsc_client().revoke_user(str(payload["sub"]))
     return jsonify(logged_out=True, nats_revoked=nats_revoked)
+
+
+def new_user_id() -> str:
+    """A lower-case ULID: the user's NATS name, never one the stack reserves.
+
+    It begins with a digit (the time), so it cannot take a reserved prefix; the check
+    is the NSC service's own, kept here so a change of id scheme cannot slip past it.
+    """
+    return validate_user_name(str(ULID()).lower())
 
 
 def _check_rate(ctx: AuthContext, email: str, address: str) -> None:

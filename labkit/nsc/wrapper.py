@@ -16,9 +16,14 @@ from typing import Any
 from labkit.nsc import claims, jwt, keys
 from labkit.nsc.claims import Permissions
 from labkit.nsc.creds import format_creds
-from labkit.nsc.errors import Conflict, InvalidExpiry, NotFound
+from labkit.nsc.errors import Conflict, InvalidExpiry, InvalidName, NotFound
 from labkit.nsc.keys import KeyKind
-from labkit.nsc.names import validate_name
+from labkit.nsc.names import (
+    reserved_reason,
+    stack_user_names,
+    validate_name,
+    validate_user_name,
+)
 from labkit.nsc.store import Keystore
 from labkit.settings import NscSettings, Settings
 
@@ -136,8 +141,33 @@ class Nsc:
         """Issue credentials for `name`; an existing user keeps its key and gets a new JWT.
 
         Permissions default to the NscSettings templates, expiry to `credential_expiry`.
+        Names the stack keeps for itself are refused (ReservedName): see `issue_stack_user`.
         """
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
+        return self._create(name, account, permissions, expires_in)
+
+    def issue_stack_user(self, name: str, permissions: Permissions) -> IssuedUser:
+        """(Re-)issue one of the stack's own users: only a reserved name is accepted here."""
+        name = validate_name(name, "stack user name")
+        if reserved_reason(name, self.stack_users) is None:
+            raise InvalidName(
+                f"{name!r} is not a stack user's name: the stack's users begin with 'labkit_' "
+                "(or are the server and observer users named in the settings)"
+            )
+        return self._create(name, None, permissions, None)
+
+    @property
+    def stack_users(self) -> frozenset[str]:
+        """The stack's own users (server, observer): no learner may take these names."""
+        return stack_user_names(self.settings)
+
+    def _create(
+        self,
+        name: str,
+        account: str | None,
+        permissions: Permissions | None,
+        expires_in: timedelta | None,
+    ) -> IssuedUser:
         account = self._account(account)
         with self.store.locked():
             self._require_account(account)
@@ -156,7 +186,7 @@ class Nsc:
         expires_in: timedelta | None = None,
     ) -> IssuedUser:
         """Re-issue an existing user's JWT with new permissions and/or expiry."""
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
         account = self._account(account)
         with self.store.locked():
             current = jwt.decode(self.read_user_jwt(name, account))
@@ -174,7 +204,7 @@ class Nsc:
             settings.server_response_max,
             settings.server_response_ttl,
         )
-        return self.create_user(settings.server_user, permissions=permissions)
+        return self.issue_stack_user(settings.server_user, permissions)
 
     def server_creds(self) -> str:
         """The application server's creds (the stack issues them when NATS starts)."""
@@ -190,7 +220,7 @@ class Nsc:
             # An empty allow list allows everything: deny every subject instead.
             publish_deny=claims.EVERY_SUBJECT,
         )
-        return self.create_user(settings.observer_user, permissions=permissions)
+        return self.issue_stack_user(settings.observer_user, permissions)
 
     def observer_creds(self) -> str:
         """The wire tap's subscribe-only creds (the stack issues them when NATS starts)."""
@@ -220,7 +250,7 @@ class Nsc:
         The user's key is forgotten, so issuing credentials again makes a new key that
         the revocation does not cover.
         """
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
         account = self._account(account)
         with self.store.locked():
             user_key = str(jwt.decode(self.read_user_jwt(name, account))["sub"])
