@@ -108,6 +108,8 @@ def test_the_stack_users_of_the_settings_are_reserved() -> None:
             validate_user_name(name, stack_users)
 
 
-@pytest.mark.parametrize("name", ["alice", "01jd8x7k2m3n4p5q6r7s8t9v0w", "labkit", "per-sist", "a_b"])
+@pytest.mark.parametrize(
+    "name", ["alice", "01jd8x7k2m3n4p5q6r7s8t9v0w", "labkit", "per-sist", "a_b"]
+)
 def test_ordinary_user_names_pass(name: str) -> None:
     assert validate_user_name(name, stack_user_names(NscSettings())) == name
