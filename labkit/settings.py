@@ -114,6 +114,12 @@ class NscSettings(BaseModel):
     service_host: str = "127.0.0.1"
     service_port: int = Field(4000, ge=0, le=65535)
     service_url: str | None = Field(None, description="use this NSC service instead")
+    # -- identity hardening (sec-identity): pushes, request bodies, user limits --
+    push_retry_interval: Duration = Field(
+        timedelta(seconds=2),
+        gt=timedelta(0),
+        description="how often the NSC service retries an account push the server missed",
+    )
 
     @field_validator("credential_expiry")
     @classmethod

@@ -151,9 +151,16 @@ def me() -> Response:
 def logout() -> Response:
     ctx = _context()
     payload: dict[str, Any] = get_jwt()
+    # NATS first: when the NSC service cannot be reached this answers 503 with nothing
+    # changed, and a retry with the same token works. Once the NSC service has the
+    # revocation it keeps it and pushes it to the NATS server until the server has it.
+    revocation = ctx.nsc_client().revoke_user(str(payload["sub"]))
     revoke(ctx.sessions, payload)
-    nats_revoked = ctx.nsc_client().revoke_user(str(payload["sub"]))
-    return jsonify(logged_out=True, nats_revoked=nats_revoked)
+    return jsonify(
+        logged_out=True,
+        nats_revoked=revocation is not None,
+        nats_pushed=bool(revocation and revocation.get("pushed")),
+    )
 
 
 def new_user_id() -> str:

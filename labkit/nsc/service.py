@@ -7,6 +7,10 @@ stack generates at first start (0600, `<home>/secrets/nsc-service.token`).
     POST /new-setup {operator, account} operator + account; returns the account JWT
     POST /new-user  {name, account?}    creates (or re-issues) a user; returns creds
     POST /revoke    {name, account?}    revokes the user and pushes the account JWT
+
+A revocation is kept in the store before it is pushed; when the NATS server cannot
+be reached the answer says `pushed: false` and the push is retried in the
+background until the server has it (`labkit.nsc.delivery`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -23,13 +26,13 @@ from werkzeug.exceptions import HTTPException
 from labkit.discovery import nats_urls
 from labkit.errors import LabkitError
 from labkit.files import read_or_create_secret
+from labkit.nsc.delivery import AccountDelivery, Pusher
 from labkit.nsc.errors import Conflict, InvalidName, NotFound, NscError, PushFailed
 from labkit.nsc.push import push_account_jwt_sync
 from labkit.nsc.wrapper import Nsc
 from labkit.settings import Settings
 
 log = logging.getLogger("labkit.nsc.service")
-Pusher = Callable[[str], bool]
 
 _STATUS = {InvalidName: 422, NotFound: 404, Conflict: 409, PushFailed: 503}
 
@@ -49,8 +52,13 @@ def create_app(
     settings = settings or Settings()
     nsc = nsc or Nsc.from_settings(settings)
     token = token or read_or_create_secret(settings.paths.nsc_token_file)
-    push = push or _push_to_stack(settings, nsc)
+    delivery = AccountDelivery(
+        nsc,
+        push or _push_to_stack(settings, nsc),
+        settings.nsc.push_retry_interval.total_seconds(),
+    )
     app = Flask("labkit.nsc")
+    app.extensions["labkit_nsc_delivery"] = delivery
 
     @app.before_request
     def _require_token() -> Response | tuple[Response, int] | None:
@@ -72,6 +80,7 @@ def create_app(
             "store_dir": str(nsc.store.root),
             "credential_expiry_seconds": int(nsc.settings.credential_expiry.total_seconds()),
             "set_up": nsc.is_set_up,
+            "pending_pushes": delivery.pending(),
         }
         if nsc.is_set_up:
             body |= {
@@ -86,7 +95,7 @@ def create_app(
         body = _json_body()
         operator, account = body.get("operator"), body.get("account")
         setup = nsc.setup(_optional_str(operator, "operator"), _optional_str(account, "account"))
-        pushed = push(setup.account_jwt)
+        pushed = delivery.push(setup.account)
         return jsonify(
             operator=setup.operator,
             account=setup.account,
@@ -107,8 +116,10 @@ def create_app(
     def revoke() -> Response:
         body = _json_body()
         name = _required_str(body, "name")
-        account_jwt = nsc.revoke_user(name, _optional_str(body.get("account"), "account"))
-        pushed = push(account_jwt)
+        account = _optional_str(body.get("account"), "account") or nsc.settings.account
+        account_jwt = nsc.revoke_user(name, account)
+        # Revoked in the store, which every server start loads; a failed push is retried.
+        pushed = delivery.push(account)
         return jsonify(revoked=name, account_jwt=account_jwt, pushed=pushed)
 
     @app.errorhandler(LabkitError)
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     from waitress import serve
 
     app = create_app(settings)
+    app.extensions["labkit_nsc_delivery"].start()
     log.info(
         "NSC service on http://%s:%s (store %s)", args.host, args.port, settings.paths.nsc_store
     )

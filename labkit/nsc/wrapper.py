@@ -263,6 +263,19 @@ class Nsc:
             self.store.delete_seed(user_key)
             return token
 
+    # pushes to the running server (labkit.nsc.delivery)
+    def unpushed_accounts(self) -> list[str]:
+        """Accounts changed (a revocation...) since the running server last confirmed them."""
+        return self.store.unpushed_accounts()
+
+    def mark_pushed(self, account: str, account_jwt: str) -> bool:
+        """Record that the server has `account_jwt`; False if the account changed since."""
+        with self.store.locked():
+            if self.read_account_jwt(account) != account_jwt:
+                return False
+            self.store.mark_pushed(account)
+            return True
+
     # internals (callers hold the lock)
     def _ensure_operator(self, name: str) -> str:
         if self.store.operator_path.exists():
@@ -316,6 +329,7 @@ class Nsc:
         operator_key = str(self._claims(self.store.operator_path, "the operator")["sub"])
         token = jwt.encode(body, self.store.seed(operator_key))
         self.store.write_jwt(path, token)
+        self.store.mark_unpushed(account)
         return token
 
     def _issue(
