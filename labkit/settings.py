@@ -120,6 +120,9 @@ class NscSettings(BaseModel):
         gt=timedelta(0),
         description="how often the NSC service retries an account push the server missed",
     )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request body the NSC service reads (413 above)"
+    )
 
     @field_validator("credential_expiry")
     @classmethod
@@ -150,6 +153,10 @@ class AuthSettings(BaseModel):
     login_attempts_per_email: int = Field(5, ge=1)
     login_attempts_per_address: int = Field(30, ge=1)
     login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+    # -- identity hardening (sec-identity): request bodies, registrations --
+    max_body_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request body the auth service reads (413 above)"
+    )
 
 
 class ServerSettings(BaseModel):

@@ -29,6 +29,7 @@ from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
 from labkit.nsc.names import validate_user_name
 from labkit.settings import Settings
+from labkit.webservice.bodies import json_body
 
 PASSWORD_METHOD = "scrypt"
 BAD_LOGIN = "invalid email or password"
@@ -78,9 +79,7 @@ def healthz() -> Response:
 @routes.post("/register")
 def register() -> tuple[Response, int]:
     ctx = _context()
-    given = read_email_password(
-        request.get_json(silent=True), ctx.settings.auth.min_password_length
-    )
+    given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
     user = User(
         id=new_user_id(),
         email=given.email,
@@ -98,7 +97,7 @@ def register() -> tuple[Response, int]:
 @routes.post("/login")
 def login() -> Response:
     ctx = _context()
-    given = read_email_password(request.get_json(silent=True), 1)
+    given = read_email_password(json_body(), 1)
     address = request.remote_addr or "unknown"
     _check_rate(ctx, given.email, address)
     with ctx.sessions() as session:

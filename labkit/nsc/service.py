@@ -31,6 +31,8 @@ from labkit.nsc.errors import Conflict, InvalidName, NotFound, NscError, PushFai
 from labkit.nsc.push import push_account_jwt_sync
 from labkit.nsc.wrapper import Nsc
 from labkit.settings import Settings
+from labkit.webservice.bodies import json_body, limit_request_bodies
+from labkit.webservice.serving import serve_until_stopped
 
 log = logging.getLogger("labkit.nsc.service")
 
@@ -59,6 +61,7 @@ def create_app(
     )
     app = Flask("labkit.nsc")
     app.extensions["labkit_nsc_delivery"] = delivery
+    limit_request_bodies(app, settings.nsc.max_body_bytes)
 
     @app.before_request
     def _require_token() -> Response | tuple[Response, int] | None:
@@ -148,7 +151,7 @@ def _push_to_stack(settings: Settings, nsc: Nsc) -> Pusher:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object body with Content-Type: application/json")
     return body
@@ -183,14 +186,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.nsc.service_port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from waitress import serve
-
     app = create_app(settings)
-    app.extensions["labkit_nsc_delivery"].start()
-    log.info(
-        "NSC service on http://%s:%s (store %s)", args.host, args.port, settings.paths.nsc_store
+    delivery: AccountDelivery = app.extensions["labkit_nsc_delivery"]
+    delivery.start()
+    log.info("NSC service store: %s", settings.paths.nsc_store)
+    serve_until_stopped(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=4,
+        ident="labkit-nsc",
+        max_body_bytes=settings.nsc.max_body_bytes,
+        log=log,
+        on_stop=delivery.stop,
     )
-    serve(app, host=args.host, port=args.port, threads=4, ident="labkit-nsc")
 
 
 if __name__ == "__main__":
