@@ -149,11 +149,16 @@ class AuthSettings(BaseModel):
     access_token_expiry: Duration = Field(timedelta(minutes=15), gt=timedelta(0))
     refresh_token_expiry: Duration = Field(timedelta(days=30), gt=timedelta(0))
     min_password_length: int = Field(8, ge=1)
-    # Failed logins allowed per email, and logins per client address, in one window.
+    login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+    # -- identity hardening (sec-identity): login limits, request bodies, registrations --
+    # Failed logins allowed in one login_window: per email from one client address, per
+    # address (any email), and per email from every address together; the last refuses
+    # only addresses that failed for that email (see labkit.auth.rate_limit).
     login_attempts_per_email: int = Field(5, ge=1)
     login_attempts_per_address: int = Field(30, ge=1)
-    login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
-    # -- identity hardening (sec-identity): request bodies, registrations --
+    login_attempts_per_email_everywhere: int = Field(20, ge=1)
+    registrations_per_address: int = Field(30, ge=1)
+    registration_window: Duration = Field(timedelta(minutes=10), gt=timedelta(0))
     max_body_bytes: int = Field(
         16 * 1024, ge=1024, description="largest request body the auth service reads (413 above)"
     )

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from labkit.auth.database import create_schema, database_url, make_engine, session_factory
 from labkit.auth.errors import AuthError, MalformedRequest, TooManyAttempts
 from labkit.auth.nsc_client import NscClient
-from labkit.auth.rate_limit import SlidingWindow
+from labkit.auth.rate_limit import LoginLimiter, RequestLimiter
 from labkit.auth.routes import AuthContext, routes
 from labkit.auth.tokens import install_jwt
 from labkit.errors import LabkitError
@@ -54,8 +54,16 @@ def create_app(
         sessions=sessions,
         nsc=nsc,
         nats_servers=nats_servers,
-        failures_per_email=SlidingWindow(settings.auth.login_attempts_per_email, window),
-        failures_per_address=SlidingWindow(settings.auth.login_attempts_per_address, window),
+        login_limiter=LoginLimiter(
+            per_email_from_address=settings.auth.login_attempts_per_email,
+            per_address=settings.auth.login_attempts_per_address,
+            per_email=settings.auth.login_attempts_per_email_everywhere,
+            window=window,
+        ),
+        register_limiter=RequestLimiter(
+            settings.auth.registrations_per_address,
+            settings.auth.registration_window.total_seconds(),
+        ),
     )
     install_jwt(app, sessions)
     app.register_blueprint(routes)

@@ -24,7 +24,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from labkit.auth.errors import BadCredentials, EmailTaken, TooManyAttempts
 from labkit.auth.models import User
 from labkit.auth.nsc_client import NscClient
-from labkit.auth.rate_limit import SlidingWindow
+from labkit.auth.rate_limit import LoginLimiter, RequestLimiter, Reservation
 from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
 from labkit.nsc.names import validate_user_name
@@ -47,8 +47,8 @@ class AuthContext:
     sessions: sessionmaker[Session]
     nsc: NscClient | None
     nats_servers: list[str] | None
-    failures_per_email: SlidingWindow
-    failures_per_address: SlidingWindow
+    login_limiter: LoginLimiter
+    register_limiter: RequestLimiter
 
     def nsc_client(self) -> NscClient:
         if self.nsc is not None:
@@ -79,6 +79,11 @@ def healthz() -> Response:
 @routes.post("/register")
 def register() -> tuple[Response, int]:
     ctx = _context()
+    wait = ctx.register_limiter.take(_client_address())
+    if wait:
+        raise TooManyAttempts(
+            f"too many registrations from your address; try again in {wait} s", retry_after=wait
+        )
     given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
     user = User(
         id=new_user_id(),
@@ -98,15 +103,23 @@ def register() -> tuple[Response, int]:
 def login() -> Response:
     ctx = _context()
     given = read_email_password(json_body(), 1)
-    address = request.remote_addr or "unknown"
-    _check_rate(ctx, given.email, address)
-    with ctx.sessions() as session:
-        user = session.scalars(select(User).where(User.email == given.email)).one_or_none()
-    stored_hash = user.password_hash if user is not None else _DUMMY_HASH
-    if not check_password_hash(stored_hash, given.password) or user is None:
-        ctx.failures_per_email.add(given.email)
-        ctx.failures_per_address.add(address)
-        raise BadCredentials(BAD_LOGIN)
+    # The attempt takes its place in the limits before the (slow) hash, atomically.
+    reservation = ctx.login_limiter.reserve(given.email, _client_address())
+    if not isinstance(reservation, Reservation):
+        raise TooManyAttempts(
+            f"too many failed logins; try again in {reservation} s", retry_after=reservation
+        )
+    try:
+        with ctx.sessions() as session:
+            user = session.scalars(select(User).where(User.email == given.email)).one_or_none()
+        stored_hash = user.password_hash if user is not None else _DUMMY_HASH
+        correct = check_password_hash(stored_hash, given.password) and user is not None
+    except BaseException:
+        ctx.login_limiter.release(reservation)  # not a wrong password: it does not count
+        raise
+    if not correct or user is None:
+        raise BadCredentials(BAD_LOGIN)  # the reservation stays: one failure counted
+    ctx.login_limiter.release(reservation)
     issued = ctx.nsc_client().issue_user(user.id)
     permissions = issued["permissions"]
     return jsonify(
@@ -171,12 +184,8 @@ def new_user_id() -> str:
     return validate_user_name(str(ULID()).lower())
 
 
-def _check_rate(ctx: AuthContext, email: str, address: str) -> None:
-    wait = max(
-        ctx.failures_per_email.retry_after(email), ctx.failures_per_address.retry_after(address)
-    )
-    if wait:
-        raise TooManyAttempts(f"too many failed logins; try again in {wait} s", retry_after=wait)
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
 
 
 def _iso(moment: datetime) -> str:

@@ -21,7 +21,12 @@ from labkit.settings import AuthSettings, DatabaseSettings, Settings
 from labkit.stack import Stack
 from tests.wsgi import serve_in_thread
 
-GENEROUS_LIMITS = {"login_attempts_per_email": 10_000, "login_attempts_per_address": 10_000}
+GENEROUS_LIMITS = {
+    "login_attempts_per_email": 10_000,
+    "login_attempts_per_address": 10_000,
+    "login_attempts_per_email_everywhere": 10_000,
+    "registrations_per_address": 10_000,
+}
 
 
 @dataclass
