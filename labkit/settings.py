@@ -123,6 +123,11 @@ class NscSettings(BaseModel):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="largest request body the NSC service reads (413 above)"
     )
+    # Limits in every learner's JWT (per connection), far above what a lab needs.
+    user_max_subscriptions: int = Field(1000, ge=1, description="subscriptions per connection")
+    user_max_payload: int = Field(
+        512 * 1024, ge=1024, description="largest message a learner may publish, bytes"
+    )
 
     @field_validator("credential_expiry")
     @classmethod

@@ -144,7 +144,7 @@ class Nsc:
         Names the stack keeps for itself are refused (ReservedName): see `issue_stack_user`.
         """
         name = validate_user_name(name, self.stack_users)
-        return self._create(name, account, permissions, expires_in)
+        return self._create(name, account, permissions, expires_in, limited=True)
 
     def issue_stack_user(self, name: str, permissions: Permissions) -> IssuedUser:
         """(Re-)issue one of the stack's own users: only a reserved name is accepted here."""
@@ -154,7 +154,16 @@ class Nsc:
                 f"{name!r} is not a stack user's name: the stack's users begin with 'labkit_' "
                 "(or are the server and observer users named in the settings)"
             )
-        return self._create(name, None, permissions, None)
+        # The stack's own users carry no limits: the server subscribes for every learner.
+        return self._create(name, None, permissions, None, limited=False)
+
+    @property
+    def user_limits(self) -> claims.UserLimits:
+        """The limits every learner's JWT carries (NscSettings.user_max_*)."""
+        return claims.UserLimits(
+            subscriptions=self.settings.user_max_subscriptions,
+            payload=self.settings.user_max_payload,
+        )
 
     @property
     def stack_users(self) -> frozenset[str]:
@@ -167,6 +176,8 @@ class Nsc:
         account: str | None,
         permissions: Permissions | None,
         expires_in: timedelta | None,
+        *,
+        limited: bool,
     ) -> IssuedUser:
         account = self._account(account)
         with self.store.locked():
@@ -175,7 +186,7 @@ class Nsc:
             user_key = (
                 str(jwt.decode(self.store.read(path, "user"))["sub"]) if path.exists() else None
             )
-            return self._issue(name, account, user_key, permissions, expires_in)
+            return self._issue(name, account, user_key, permissions, expires_in, limited=limited)
 
     def edit_user(
         self,
@@ -192,7 +203,9 @@ class Nsc:
             current = jwt.decode(self.read_user_jwt(name, account))
             if permissions is None:
                 permissions = claims.user_permissions(current)
-            return self._issue(name, account, str(current["sub"]), permissions, expires_in)
+            return self._issue(
+                name, account, str(current["sub"]), permissions, expires_in, limited=True
+            )
 
     def issue_server_user(self) -> IssuedUser:
         """(Re-)issue the application server's credentials from the server templates."""
@@ -341,6 +354,7 @@ class Nsc:
         expires_in: timedelta | None,
         *,
         signer: str | None = None,
+        limited: bool = False,
     ) -> IssuedUser:
         if user_key is None:
             user_key = self.store.save_seed(keys.create_seed(KeyKind.USER))
@@ -369,6 +383,7 @@ class Nsc:
             permissions,
             expires_at=expires_at,
             issuer_account=account_key if signer != account_key else None,
+            limits=self.user_limits if limited else None,
         )
         token = jwt.encode(body, self.store.seed(signer))
         self.store.write_jwt(self.store.user_path(account, name), token)
