@@ -79,12 +79,14 @@ def healthz() -> Response:
 @routes.post("/register")
 def register() -> tuple[Response, int]:
     ctx = _context()
+    given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
+    # Counted once the body is valid, before the hash that makes a flood expensive
+    # (a learner's typos do not use up the budget).
     wait = ctx.register_limiter.take(_client_address())
     if wait:
         raise TooManyAttempts(
             f"too many registrations from your address; try again in {wait} s", retry_after=wait
         )
-    given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
     user = User(
         id=new_user_id(),
         email=given.email,
