@@ -38,9 +38,16 @@ class AccountDelivery:
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()  # accounts already logged as failing: no log flood
 
-    def push(self, account: str) -> bool:
-        """Push `account`'s current JWT now; True once the server has it, else it stays queued."""
-        with self._lock:
+    def push(self, account: str, wait: float | None = None) -> bool:
+        """Push `account`'s current JWT now; True once the server has it, else it stays queued.
+
+        `wait`: how long to wait for another push in progress (None: as long as it takes).
+        A request gives up after a moment rather than queue behind pushes to a server that
+        is away: its change is in the store and the retry thread sends it.
+        """
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            return False
+        try:
             try:
                 token = self.nsc.read_account_jwt(account)
                 if not self._push(token):
@@ -53,6 +60,8 @@ class AccountDelivery:
             self.nsc.mark_pushed(account, token)
             self._warned.discard(account)
             return True
+        finally:
+            self._lock.release()
 
     def pending(self) -> list[str]:
         """Accounts the running server has not confirmed yet."""

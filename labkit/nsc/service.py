@@ -36,6 +36,9 @@ from labkit.webservice.serving import serve_until_stopped
 
 log = logging.getLogger("labkit.nsc.service")
 
+# How long a request waits for another push in progress before leaving its own to the
+# retry thread (seconds).
+REQUEST_PUSH_WAIT = 1.0
 _STATUS = {InvalidName: 422, NotFound: 404, Conflict: 409, PushFailed: 503}
 
 
@@ -98,7 +101,7 @@ def create_app(
         body = _json_body()
         operator, account = body.get("operator"), body.get("account")
         setup = nsc.setup(_optional_str(operator, "operator"), _optional_str(account, "account"))
-        pushed = delivery.push(setup.account)
+        pushed = delivery.push(setup.account, wait=REQUEST_PUSH_WAIT)
         return jsonify(
             operator=setup.operator,
             account=setup.account,
@@ -122,7 +125,7 @@ def create_app(
         account = _optional_str(body.get("account"), "account") or nsc.settings.account
         account_jwt = nsc.revoke_user(name, account)
         # Revoked in the store, which every server start loads; a failed push is retried.
-        pushed = delivery.push(account)
+        pushed = delivery.push(account, wait=REQUEST_PUSH_WAIT)
         return jsonify(revoked=name, account_jwt=account_jwt, pushed=pushed)
 
     @app.errorhandler(LabkitError)
