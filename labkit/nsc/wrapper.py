@@ -2,21 +2,20 @@
 
 It replaces the `nsc` Go tool (not installable here) with nkeys and our own claim
 builders. Every change is written to the Keystore under its lock; pushing an
-account JWT to a running server is left to `labkit.nsc.push`.
+account JWT to a running server is left to `labkit.nsc.push` and `labkit.nsc.delivery`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from labkit.nsc import claims, jwt, keys
 from labkit.nsc.claims import Permissions
 from labkit.nsc.creds import format_creds
 from labkit.nsc.errors import Conflict, InvalidExpiry, InvalidName, NotFound
+from labkit.nsc.issued import IssuedUser, Setup
 from labkit.nsc.keys import KeyKind
 from labkit.nsc.names import (
     reserved_reason,
@@ -29,43 +28,6 @@ from labkit.settings import NscSettings, Settings
 
 SYSTEM_ACCOUNT = "SYS"
 SYSTEM_USER = "sys"
-
-
-@dataclass(frozen=True)
-class IssuedUser:
-    """A user's freshly issued credentials."""
-
-    name: str
-    account: str
-    public_key: str
-    jwt: str
-    creds: str
-    creds_path: Path
-    expires_at: datetime | None
-    permissions: Permissions
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "account": self.account,
-            "public_key": self.public_key,
-            "jwt": self.jwt,
-            "creds": self.creds,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "permissions": self.permissions.as_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class Setup:
-    """The operator and one account, as set up by `Nsc.setup`."""
-
-    operator: str
-    operator_jwt: str
-    system_account_key: str
-    account: str
-    account_key: str
-    account_jwt: str
 
 
 class Nsc:
