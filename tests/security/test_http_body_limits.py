@@ -13,6 +13,7 @@ import json
 import select
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,20 @@ def peak_rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmHWM for pid {pid}")
 
 
+@dataclass
+class Served:
+    process: Process
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
 @pytest.fixture(scope="module")
 def auth_process(
     running_stack: Stack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
+) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("auth-process")
     env = service_env(
         running_stack.settings,
@@ -51,16 +62,10 @@ def auth_process(
     )
     port = free_port()
     process = start_service("labkit.auth.app", port, env, folder / "auth.log")
-    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:
-        yield process
+        yield Served(process, f"http://127.0.0.1:{port}")
     finally:
         process.stop()
-
-
-def _url(process: Process) -> str:
-    url: str = process.url  # type: ignore[attr-defined]
-    return url
 
 
 @pytest.fixture
@@ -102,23 +107,23 @@ def send_huge_body(url: str, path: str, size: int, headers: dict[str, str]) -> i
 
 
 def test_a_200_mib_register_body_is_refused_without_growing_the_auth_process(
-    auth_process: Process,
+    auth_process: Served,
 ) -> None:
     before = peak_rss_bytes(auth_process.pid)
-    status = send_huge_body(_url(auth_process), "/register", 200 * MIB, {})
+    status = send_huge_body(auth_process.url, "/register", 200 * MIB, {})
     # The old code read the body whole (+590 MB) before its error.
     assert peak_rss_bytes(auth_process.pid) - before < RSS_MARGIN
     # Waitress answers 413 from the headers and closes; a reset can beat the answer.
     assert status in (413, None)
     # It still serves.
-    assert requests.get(f"{_url(auth_process)}/healthz", timeout=10).ok
+    assert requests.get(f"{auth_process.url}/healthz", timeout=10).ok
 
 
 @pytest.mark.parametrize("path", ["/register", "/login"])
-def test_a_body_just_over_the_limit_gets_a_json_413(auth_process: Process, path: str) -> None:
+def test_a_body_just_over_the_limit_gets_a_json_413(auth_process: Served, path: str) -> None:
     body = json.dumps({"email": "a@example.com", "password": "x" * AUTH_LIMIT})
     response = requests.post(
-        _url(auth_process) + path,
+        auth_process.url + path,
         data=body,
         headers={"Content-Type": "application/json"},
         timeout=30,
@@ -129,7 +134,7 @@ def test_a_body_just_over_the_limit_gets_a_json_413(auth_process: Process, path:
     assert str(AUTH_LIMIT) in answer["detail"]
 
 
-def test_a_chunked_body_over_the_limit_gets_a_json_413(auth_process: Process) -> None:
+def test_a_chunked_body_over_the_limit_gets_a_json_413(auth_process: Served) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"email": "a@example.com", "password": "'
         for _ in range(4):
@@ -137,7 +142,7 @@ def test_a_chunked_body_over_the_limit_gets_a_json_413(auth_process: Process) ->
         yield b'"}'
 
     response = requests.post(
-        _url(auth_process) + "/register",
+        auth_process.url + "/register",
         data=chunks(),
         headers={"Content-Type": "application/json"},
         timeout=30,
@@ -152,10 +157,10 @@ def _nested(depth: int) -> str:
 
 
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000])
-def test_deep_json_gets_400_from_auth(auth_process: Process, depth: int) -> None:
+def test_deep_json_gets_400_from_auth(auth_process: Served, depth: int) -> None:
     body = '{"email": "a@example.com", "password": ' + _nested(depth) + "}"
     response = requests.post(
-        _url(auth_process) + "/register",
+        auth_process.url + "/register",
         data=body,
         headers={"Content-Type": "application/json"},
         timeout=30,
@@ -166,9 +171,9 @@ def test_deep_json_gets_400_from_auth(auth_process: Process, depth: int) -> None
 
 
 def test_json_nested_100000_deep_is_refused_not_a_500(
-    auth_process: Process, nsc: tuple[str, dict[str, str]]
+    auth_process: Served, nsc: tuple[str, dict[str, str]]
 ) -> None:
-    for url, headers in [(_url(auth_process) + "/login", {}), (nsc[0] + "/new-user", nsc[1])]:
+    for url, headers in [(auth_process.url + "/login", {}), (nsc[0] + "/new-user", nsc[1])]:
         response = requests.post(
             url,
             data=_nested(100_000),
@@ -179,11 +184,11 @@ def test_json_nested_100000_deep_is_refused_not_a_500(
         assert response.json()["error"] == "request_entity_too_large"
 
 
-def test_string_brackets_do_not_count_as_nesting(auth_process: Process) -> None:
+def test_string_brackets_do_not_count_as_nesting(auth_process: Served) -> None:
     password = "[" * 200 + "{" * 200
     body = json.dumps({"email": "not-an-email", "password": password})
     response = requests.post(
-        _url(auth_process) + "/register",
+        auth_process.url + "/register",
         data=body,
         headers={"Content-Type": "application/json"},
         timeout=30,
