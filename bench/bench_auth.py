@@ -45,6 +45,8 @@ def _configure(home: Path) -> Settings:
             "LABKIT_AUTH_PORT": "0",
             "LABKIT_AUTH_LOGIN_ATTEMPTS_PER_EMAIL": HIGH_LIMIT,
             "LABKIT_AUTH_LOGIN_ATTEMPTS_PER_ADDRESS": HIGH_LIMIT,
+            "LABKIT_AUTH_LOGIN_ATTEMPTS_PER_EMAIL_EVERYWHERE": HIGH_LIMIT,
+            "LABKIT_AUTH_REGISTRATIONS_PER_ADDRESS": HIGH_LIMIT,
         }
     )
     return Settings()

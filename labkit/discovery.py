@@ -8,7 +8,11 @@ from labkit.settings import Settings
 from labkit.stack.cluster import cluster_size, jetstream_replicas, node_number
 from labkit.stack.state import component_record, load_records
 
+# The stack's component names that clients look up here.
+OBJECT_STORE = "objects"
+
 __all__ = [
+    "OBJECT_STORE",
     "auth_url",
     "cluster_size",
     "jetstream_replicas",
@@ -16,6 +20,7 @@ __all__ = [
     "nats_urls",
     "nats_ws_urls",
     "nsc_service",
+    "object_store_address",
 ]
 
 
@@ -77,3 +82,9 @@ def auth_url(settings: Settings | None = None) -> str:
     if settings.auth.url:
         return settings.auth.url
     return str(component_record("auth", settings)["url"])
+
+
+def object_store_address(settings: Settings | None = None) -> str:
+    """The stack's embedded object store, `host:port` (raises saying how to start it)."""
+    settings = settings or Settings()
+    return str(component_record(OBJECT_STORE, settings)["endpoint"])

@@ -124,6 +124,20 @@ class NscSettings(BaseModel):
     service_host: str = "127.0.0.1"
     service_port: int = Field(4000, ge=0, le=65535)
     service_url: str | None = Field(None, description="use this NSC service instead")
+    # -- identity hardening (sec-identity): pushes, request bodies, user limits --
+    push_retry_interval: Duration = Field(
+        timedelta(seconds=2),
+        gt=timedelta(0),
+        description="how often the NSC service retries an account push the server missed",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request body the NSC service reads (413 above)"
+    )
+    # Limits in every learner's JWT (per connection), far above what a lab needs.
+    user_max_subscriptions: int = Field(1000, ge=1, description="subscriptions per connection")
+    user_max_payload: int = Field(
+        512 * 1024, ge=1024, description="largest message a learner may publish, bytes"
+    )
 
     @field_validator("credential_expiry")
     @classmethod
@@ -150,10 +164,19 @@ class AuthSettings(BaseModel):
     access_token_expiry: Duration = Field(timedelta(minutes=15), gt=timedelta(0))
     refresh_token_expiry: Duration = Field(timedelta(days=30), gt=timedelta(0))
     min_password_length: int = Field(8, ge=1)
-    # Failed logins allowed per email, and logins per client address, in one window.
+    login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+    # -- identity hardening (sec-identity): login limits, request bodies, registrations --
+    # Failed logins allowed in one login_window: per email from one client address, per
+    # address (any email), and per email from every address together; the last refuses
+    # only addresses that failed for that email (see labkit.auth.rate_limit).
     login_attempts_per_email: int = Field(5, ge=1)
     login_attempts_per_address: int = Field(30, ge=1)
-    login_window: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
+    login_attempts_per_email_everywhere: int = Field(20, ge=1)
+    registrations_per_address: int = Field(30, ge=1)
+    registration_window: Duration = Field(timedelta(minutes=10), gt=timedelta(0))
+    max_body_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request body the auth service reads (413 above)"
+    )
 
 
 class ServerSettings(BaseModel):

@@ -14,14 +14,16 @@ from sqlalchemy import Engine, make_url
 from werkzeug.exceptions import HTTPException
 
 from labkit.auth.database import create_schema, database_url, make_engine, session_factory
-from labkit.auth.errors import AuthError, TooManyAttempts
+from labkit.auth.errors import AuthError, MalformedRequest, TooManyAttempts
 from labkit.auth.nsc_client import NscClient
-from labkit.auth.rate_limit import SlidingWindow
+from labkit.auth.rate_limit import LoginLimiter, RequestLimiter
 from labkit.auth.routes import AuthContext, routes
 from labkit.auth.tokens import install_jwt
 from labkit.errors import LabkitError
 from labkit.files import read_or_create_secret
 from labkit.settings import Settings
+from labkit.webservice.bodies import MalformedJson, limit_request_bodies
+from labkit.webservice.serving import serve_until_stopped
 
 log = logging.getLogger("labkit.auth")
 
@@ -38,6 +40,7 @@ def create_app(
     engine = engine or make_engine(database_url(settings))
     create_schema(engine)
     app = Flask("labkit.auth")
+    limit_request_bodies(app, settings.auth.max_body_bytes)
     app.config.update(
         JWT_SECRET_KEY=read_or_create_secret(settings.paths.auth_secret_file, 48),
         JWT_ACCESS_TOKEN_EXPIRES=settings.auth.access_token_expiry,
@@ -51,8 +54,16 @@ def create_app(
         sessions=sessions,
         nsc=nsc,
         nats_servers=nats_servers,
-        failures_per_email=SlidingWindow(settings.auth.login_attempts_per_email, window),
-        failures_per_address=SlidingWindow(settings.auth.login_attempts_per_address, window),
+        login_limiter=LoginLimiter(
+            per_email_from_address=settings.auth.login_attempts_per_email,
+            per_address=settings.auth.login_attempts_per_address,
+            per_email=settings.auth.login_attempts_per_email_everywhere,
+            window=window,
+        ),
+        register_limiter=RequestLimiter(
+            settings.auth.registrations_per_address,
+            settings.auth.registration_window.total_seconds(),
+        ),
     )
     install_jwt(app, sessions)
     app.register_blueprint(routes)
@@ -63,6 +74,10 @@ def create_app(
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response, exc.status
+
+    @app.errorhandler(MalformedJson)
+    def _malformed_json(exc: MalformedJson) -> tuple[Response, int]:
+        return jsonify(error=MalformedRequest.code, detail=str(exc)), MalformedRequest.status
 
     @app.errorhandler(LabkitError)
     def _labkit_error(exc: LabkitError) -> tuple[Response, int]:
@@ -85,12 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.auth.port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from waitress import serve
-
     app = create_app(settings)
     shown = make_url(database_url(settings)).render_as_string(hide_password=True)
-    log.info("auth service on http://%s:%s (%s)", args.host, args.port, shown)
-    serve(app, host=args.host, port=args.port, threads=8, ident="labkit-auth")
+    log.info("auth service database: %s", shown)
+    serve_until_stopped(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=8,
+        ident="labkit-auth",
+        max_body_bytes=settings.auth.max_body_bytes,
+        log=log,
+    )
 
 
 if __name__ == "__main__":

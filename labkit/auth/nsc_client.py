@@ -22,13 +22,13 @@ class NscClient:
         body: dict[str, Any] = self._post("/new-user", {"name": name}, expected=(201,))
         return body
 
-    def revoke_user(self, name: str) -> bool:
-        """Revoke `name`'s credentials; False when it never had any."""
+    def revoke_user(self, name: str) -> dict[str, Any] | None:
+        """Revoke `name`'s credentials: the service's answer, None when it had none."""
         try:
-            self._post("/revoke", {"name": name}, expected=(200,))
+            answer: dict[str, Any] = self._post("/revoke", {"name": name}, expected=(200,))
         except _NotFound:
-            return False
-        return True
+            return None
+        return answer
 
     def _post(self, path: str, body: dict[str, Any], expected: tuple[int, ...]) -> Any:
         try:

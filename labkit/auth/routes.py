@@ -24,10 +24,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from labkit.auth.errors import BadCredentials, EmailTaken, TooManyAttempts
 from labkit.auth.models import User
 from labkit.auth.nsc_client import NscClient
-from labkit.auth.rate_limit import SlidingWindow
+from labkit.auth.rate_limit import LoginLimiter, RequestLimiter, Reservation
 from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
+from labkit.nsc.names import validate_user_name
 from labkit.settings import Settings
+from labkit.webservice.bodies import json_body
 
 PASSWORD_METHOD = "scrypt"
 BAD_LOGIN = "invalid email or password"
@@ -45,8 +47,8 @@ class AuthContext:
     sessions: sessionmaker[Session]
     nsc: NscClient | None
     nats_servers: list[str] | None
-    failures_per_email: SlidingWindow
-    failures_per_address: SlidingWindow
+    login_limiter: LoginLimiter
+    register_limiter: RequestLimiter
 
     def nsc_client(self) -> NscClient:
         if self.nsc is not None:
@@ -77,11 +79,16 @@ def healthz() -> Response:
 @routes.post("/register")
 def register() -> tuple[Response, int]:
     ctx = _context()
-    given = read_email_password(
-        request.get_json(silent=True), ctx.settings.auth.min_password_length
-    )
+    given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
+    # Counted once the body is valid, before the hash that makes a flood expensive
+    # (a learner's typos do not use up the budget).
+    wait = ctx.register_limiter.take(_client_address())
+    if wait:
+        raise TooManyAttempts(
+            f"too many registrations from your address; try again in {wait} s", retry_after=wait
+        )
     user = User(
-        id=str(ULID()).lower(),
+        id=new_user_id(),
         email=given.email,
         password_hash=generate_password_hash(given.password, method=PASSWORD_METHOD),
         created_at=datetime.now(UTC),
@@ -97,16 +104,24 @@ def register() -> tuple[Response, int]:
 @routes.post("/login")
 def login() -> Response:
     ctx = _context()
-    given = read_email_password(request.get_json(silent=True), 1)
-    address = request.remote_addr or "unknown"
-    _check_rate(ctx, given.email, address)
-    with ctx.sessions() as session:
-        user = session.scalars(select(User).where(User.email == given.email)).one_or_none()
-    stored_hash = user.password_hash if user is not None else _DUMMY_HASH
-    if not check_password_hash(stored_hash, given.password) or user is None:
-        ctx.failures_per_email.add(given.email)
-        ctx.failures_per_address.add(address)
-        raise BadCredentials(BAD_LOGIN)
+    given = read_email_password(json_body(), 1)
+    # The attempt takes its place in the limits before the (slow) hash, atomically.
+    reservation = ctx.login_limiter.reserve(given.email, _client_address())
+    if not isinstance(reservation, Reservation):
+        raise TooManyAttempts(
+            f"too many failed logins; try again in {reservation} s", retry_after=reservation
+        )
+    try:
+        with ctx.sessions() as session:
+            user = session.scalars(select(User).where(User.email == given.email)).one_or_none()
+        stored_hash = user.password_hash if user is not None else _DUMMY_HASH
+        correct = check_password_hash(stored_hash, given.password) and user is not None
+    except BaseException:
+        ctx.login_limiter.release(reservation)  # not a wrong password: it does not count
+        raise
+    if not correct or user is None:
+        raise BadCredentials(BAD_LOGIN)  # the reservation stays: one failure counted
+    ctx.login_limiter.release(reservation)
     issued = ctx.nsc_client().issue_user(user.id)
     permissions = issued["permissions"]
     return jsonify(
@@ -150,17 +165,29 @@ def me() -> Response:
 def logout() -> Response:
     ctx = _context()
     payload: dict[str, Any] = get_jwt()
+    # NATS first: when the NSC service cannot be reached this answers 503 with nothing
+    # changed, and a retry with the same token works. Once the NSC service has the
+    # revocation it keeps it and pushes it to the NATS server until the server has it.
+    revocation = ctx.nsc_client().revoke_user(str(payload["sub"]))
     revoke(ctx.sessions, payload)
-    nats_revoked = ctx.nsc_client().revoke_user(str(payload["sub"]))
-    return jsonify(logged_out=True, nats_revoked=nats_revoked)
-
-
-def _check_rate(ctx: AuthContext, email: str, address: str) -> None:
-    wait = max(
-        ctx.failures_per_email.retry_after(email), ctx.failures_per_address.retry_after(address)
+    return jsonify(
+        logged_out=True,
+        nats_revoked=revocation is not None,
+        nats_pushed=bool(revocation and revocation.get("pushed")),
     )
-    if wait:
-        raise TooManyAttempts(f"too many failed logins; try again in {wait} s", retry_after=wait)
+
+
+def new_user_id() -> str:
+    """A lower-case ULID: the user's NATS name, never one the stack reserves.
+
+    It begins with a digit (the time), so it cannot take a reserved prefix; the check
+    is the NSC service's own, kept here so a change of id scheme cannot slip past it.
+    """
+    return validate_user_name(str(ULID()).lower())
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
 
 
 def _iso(moment: datetime) -> str:

@@ -78,7 +78,7 @@ async def serve(
     """Serve `router` on the stack's NATS from this process until the block ends."""
     creds = (
         Nsc.from_settings(settings)
-        .create_user(EXERCISE_SERVER, permissions=EXERCISE_SERVER_PERMISSIONS)
+        .issue_stack_user(EXERCISE_SERVER, EXERCISE_SERVER_PERMISSIONS)
         .creds
     )
     server = Server(

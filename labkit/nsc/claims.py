@@ -136,6 +136,19 @@ def account_claims(
     return {"name": name, "sub": account_key, "nats": nats}
 
 
+@dataclass(frozen=True)
+class UserLimits:
+    """What one connection of a user may hold: subscriptions, message size, data.
+
+    The server enforces `subs` (a further SUB is refused) and `payload` (a larger
+    PUB closes the connection); `data` is carried for completeness (-1: none).
+    """
+
+    subscriptions: int = UNLIMITED
+    payload: int = UNLIMITED
+    data: int = UNLIMITED
+
+
 def user_claims(
     name: str,
     user_key: str,
@@ -143,18 +156,20 @@ def user_claims(
     *,
     expires_at: datetime | None = None,
     issuer_account: str | None = None,
+    limits: UserLimits | None = None,
 ) -> Claims:
-    """User claims with allow and deny lists, response permission and expiry.
+    """User claims with allow and deny lists, response permission, limits and expiry.
 
     `issuer_account` must be the account's identity key when the JWT is signed by
     one of the account's signing keys, or the server answers "Authorization Violation".
     """
+    limits = limits or UserLimits()
     nats: dict[str, Any] = {
         "pub": _permission(permissions.publish, permissions.publish_deny),
         "sub": _permission(permissions.subscribe, permissions.subscribe_deny),
-        "subs": UNLIMITED,
-        "data": UNLIMITED,
-        "payload": UNLIMITED,
+        "subs": limits.subscriptions,
+        "data": limits.data,
+        "payload": limits.payload,
         "type": "user",
         "version": JWT_VERSION,
     }
@@ -178,6 +193,16 @@ def _permission(allow: tuple[str, ...], deny: tuple[str, ...]) -> dict[str, list
     if deny:
         permission["deny"] = list(deny)
     return permission
+
+
+def user_limits(claims: Claims) -> UserLimits:
+    """Read the limits back out of user claims."""
+    nats = claims.get("nats", {})
+    return UserLimits(
+        subscriptions=int(nats.get("subs", UNLIMITED)),
+        payload=int(nats.get("payload", UNLIMITED)),
+        data=int(nats.get("data", UNLIMITED)),
+    )
 
 
 def user_permissions(claims: Claims) -> Permissions:

@@ -11,6 +11,10 @@ class InvalidName(NscError, ValueError):
     """A name that cannot be used as a NATS subject token."""
 
 
+class ReservedName(InvalidName):
+    """A name the stack uses or keeps for itself (its own users, `persist`, `labkit_*`)."""
+
+
 class NotFound(NscError, LookupError):
     """The operator, account or user does not exist in the store."""
 

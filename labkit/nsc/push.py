@@ -24,12 +24,19 @@ async def push_account_jwt(
 ) -> None:
     """Send `account_jwt` to the server; raises PushFailed unless it answers code 200."""
     try:
-        nc = await nats.connect(
-            servers,
-            user_credentials=RawCredentials(system_creds),
-            connect_timeout=timeout,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
+        # nats-py retries a refused first connect without end (max_reconnect_attempts=0
+        # means no limit there): bound the whole attempt, so a push to a stopped server
+        # fails at once and is retried later (labkit.nsc.delivery).
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers,
+                user_credentials=RawCredentials(system_creds),
+                connect_timeout=timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                error_cb=_report_nothing,
+            ),
+            timeout=timeout * 2,
         )
     except (TimeoutError, NatsError, OSError) as exc:
         raise PushFailed(f"cannot reach the NATS server at {servers} to push: {exc}") from exc
@@ -47,6 +54,10 @@ async def push_account_jwt(
     if data.get("code") != 200:
         error = answer.get("error") or data
         raise PushFailed(f"the NATS server refused the account update: {error}")
+
+
+async def _report_nothing(_error: Exception) -> None:
+    """nats-py logs each failed attempt with a traceback; the PushFailed says it once."""
 
 
 def push_account_jwt_sync(

@@ -7,6 +7,10 @@ stack generates at first start (0600, `<home>/secrets/nsc-service.token`).
     POST /new-setup {operator, account} operator + account; returns the account JWT
     POST /new-user  {name, account?}    creates (or re-issues) a user; returns creds
     POST /revoke    {name, account?}    revokes the user and pushes the account JWT
+
+A revocation is kept in the store before it is pushed; when the NATS server cannot
+be reached the answer says `pushed: false` and the push is retried in the
+background until the server has it (`labkit.nsc.delivery`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -23,14 +26,19 @@ from werkzeug.exceptions import HTTPException
 from labkit.discovery import nats_urls
 from labkit.errors import LabkitError
 from labkit.files import read_or_create_secret
+from labkit.nsc.delivery import AccountDelivery, Pusher
 from labkit.nsc.errors import Conflict, InvalidName, NotFound, NscError, PushFailed
 from labkit.nsc.push import push_account_jwt_sync
 from labkit.nsc.wrapper import Nsc
 from labkit.settings import Settings
+from labkit.webservice.bodies import json_body, limit_request_bodies
+from labkit.webservice.serving import serve_until_stopped
 
 log = logging.getLogger("labkit.nsc.service")
-Pusher = Callable[[str], bool]
 
+# How long a request waits for another push in progress before leaving its own to the
+# retry thread (seconds).
+REQUEST_PUSH_WAIT = 1.0
 _STATUS = {InvalidName: 422, NotFound: 404, Conflict: 409, PushFailed: 503}
 
 
@@ -49,8 +57,14 @@ def create_app(
     settings = settings or Settings()
     nsc = nsc or Nsc.from_settings(settings)
     token = token or read_or_create_secret(settings.paths.nsc_token_file)
-    push = push or _push_to_stack(settings, nsc)
+    delivery = AccountDelivery(
+        nsc,
+        push or _push_to_stack(settings, nsc),
+        settings.nsc.push_retry_interval.total_seconds(),
+    )
     app = Flask("labkit.nsc")
+    app.extensions["labkit_nsc_delivery"] = delivery
+    limit_request_bodies(app, settings.nsc.max_body_bytes)
 
     @app.before_request
     def _require_token() -> Response | tuple[Response, int] | None:
@@ -72,6 +86,7 @@ def create_app(
             "store_dir": str(nsc.store.root),
             "credential_expiry_seconds": int(nsc.settings.credential_expiry.total_seconds()),
             "set_up": nsc.is_set_up,
+            "pending_pushes": delivery.pending(),
         }
         if nsc.is_set_up:
             body |= {
@@ -86,7 +101,7 @@ def create_app(
         body = _json_body()
         operator, account = body.get("operator"), body.get("account")
         setup = nsc.setup(_optional_str(operator, "operator"), _optional_str(account, "account"))
-        pushed = push(setup.account_jwt)
+        pushed = delivery.push(setup.account, wait=REQUEST_PUSH_WAIT)
         return jsonify(
             operator=setup.operator,
             account=setup.account,
@@ -107,8 +122,10 @@ def create_app(
     def revoke() -> Response:
         body = _json_body()
         name = _required_str(body, "name")
-        account_jwt = nsc.revoke_user(name, _optional_str(body.get("account"), "account"))
-        pushed = push(account_jwt)
+        account = _optional_str(body.get("account"), "account") or nsc.settings.account
+        account_jwt = nsc.revoke_user(name, account)
+        # Revoked in the store, which every server start loads; a failed push is retried.
+        pushed = delivery.push(account, wait=REQUEST_PUSH_WAIT)
         return jsonify(revoked=name, account_jwt=account_jwt, pushed=pushed)
 
     @app.errorhandler(LabkitError)
@@ -137,7 +154,7 @@ def _push_to_stack(settings: Settings, nsc: Nsc) -> Pusher:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object body with Content-Type: application/json")
     return body
@@ -172,13 +189,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.nsc.service_port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from waitress import serve
-
     app = create_app(settings)
-    log.info(
-        "NSC service on http://%s:%s (store %s)", args.host, args.port, settings.paths.nsc_store
+    delivery: AccountDelivery = app.extensions["labkit_nsc_delivery"]
+    delivery.start()
+    log.info("NSC service store: %s", settings.paths.nsc_store)
+    serve_until_stopped(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=4,
+        ident="labkit-nsc",
+        max_body_bytes=settings.nsc.max_body_bytes,
+        log=log,
+        on_stop=delivery.stop,
     )
-    serve(app, host=args.host, port=args.port, threads=4, ident="labkit-nsc")
 
 
 if __name__ == "__main__":

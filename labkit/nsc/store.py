@@ -7,6 +7,7 @@ Layout under the store directory (NscSettings.store_dir, default `<home>/nsc`)::
     users/<account>/<user>.jwt         each user's current JWT
     creds/<account>/<user>.creds       each user's creds file        (0600)
     keys/<PUBLIC KEY>.nk               every seed, named by its key  (0600)
+    unpushed/<account>                 the account changed since the server last got it
     .lock                              serialises writers across processes
 
 Seeds are only ever written with mode 0600, atomically.
@@ -100,6 +101,22 @@ class Keystore:
     def delete_user(self, account: str, user: str) -> None:
         self.user_path(account, user).unlink(missing_ok=True)
         self.creds_path(account, user).unlink(missing_ok=True)
+
+    # Accounts whose current JWT the running server may not have: a revocation is
+    # written here with the change, under the same lock, so no push can be forgotten.
+    def mark_unpushed(self, account: str) -> None:
+        path = self._unpushed_path(account)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    def mark_pushed(self, account: str) -> None:
+        self._unpushed_path(account).unlink(missing_ok=True)
+
+    def unpushed_accounts(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "unpushed").glob("*") if p.is_file())
+
+    def _unpushed_path(self, account: str) -> Path:
+        return self.root / "unpushed" / account
 
     def account_names(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "accounts").glob("*.jwt"))

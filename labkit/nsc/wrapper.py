@@ -2,65 +2,32 @@
 
 It replaces the `nsc` Go tool (not installable here) with nkeys and our own claim
 builders. Every change is written to the Keystore under its lock; pushing an
-account JWT to a running server is left to `labkit.nsc.push`.
+account JWT to a running server is left to `labkit.nsc.push` and `labkit.nsc.delivery`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from labkit.nsc import claims, jwt, keys
 from labkit.nsc.claims import Permissions
 from labkit.nsc.creds import format_creds
-from labkit.nsc.errors import Conflict, InvalidExpiry, NotFound
+from labkit.nsc.errors import Conflict, InvalidExpiry, InvalidName, NotFound
+from labkit.nsc.issued import IssuedUser, Setup
 from labkit.nsc.keys import KeyKind
-from labkit.nsc.names import validate_name
+from labkit.nsc.names import (
+    reserved_reason,
+    stack_user_names,
+    validate_name,
+    validate_user_name,
+)
 from labkit.nsc.store import Keystore
 from labkit.settings import NscSettings, Settings
 
 SYSTEM_ACCOUNT = "SYS"
 SYSTEM_USER = "sys"
-
-
-@dataclass(frozen=True)
-class IssuedUser:
-    """A user's freshly issued credentials."""
-
-    name: str
-    account: str
-    public_key: str
-    jwt: str
-    creds: str
-    creds_path: Path
-    expires_at: datetime | None
-    permissions: Permissions
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "account": self.account,
-            "public_key": self.public_key,
-            "jwt": self.jwt,
-            "creds": self.creds,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "permissions": self.permissions.as_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class Setup:
-    """The operator and one account, as set up by `Nsc.setup`."""
-
-    operator: str
-    operator_jwt: str
-    system_account_key: str
-    account: str
-    account_key: str
-    account_jwt: str
 
 
 class Nsc:
@@ -136,8 +103,44 @@ class Nsc:
         """Issue credentials for `name`; an existing user keeps its key and gets a new JWT.
 
         Permissions default to the NscSettings templates, expiry to `credential_expiry`.
+        Names the stack keeps for itself are refused (ReservedName): see `issue_stack_user`.
         """
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
+        return self._create(name, account, permissions, expires_in, limited=True)
+
+    def issue_stack_user(self, name: str, permissions: Permissions) -> IssuedUser:
+        """(Re-)issue one of the stack's own users: only a reserved name is accepted here."""
+        name = validate_name(name, "stack user name")
+        if reserved_reason(name, self.stack_users) is None:
+            raise InvalidName(
+                f"{name!r} is not a stack user's name: the stack's users begin with 'labkit_' "
+                "(or are the server and observer users named in the settings)"
+            )
+        # The stack's own users carry no limits: the server subscribes for every learner.
+        return self._create(name, None, permissions, None, limited=False)
+
+    @property
+    def user_limits(self) -> claims.UserLimits:
+        """The limits every learner's JWT carries (NscSettings.user_max_*)."""
+        return claims.UserLimits(
+            subscriptions=self.settings.user_max_subscriptions,
+            payload=self.settings.user_max_payload,
+        )
+
+    @property
+    def stack_users(self) -> frozenset[str]:
+        """The stack's own users (server, observer): no learner may take these names."""
+        return stack_user_names(self.settings)
+
+    def _create(
+        self,
+        name: str,
+        account: str | None,
+        permissions: Permissions | None,
+        expires_in: timedelta | None,
+        *,
+        limited: bool,
+    ) -> IssuedUser:
         account = self._account(account)
         with self.store.locked():
             self._require_account(account)
@@ -145,7 +148,7 @@ class Nsc:
             user_key = (
                 str(jwt.decode(self.store.read(path, "user"))["sub"]) if path.exists() else None
             )
-            return self._issue(name, account, user_key, permissions, expires_in)
+            return self._issue(name, account, user_key, permissions, expires_in, limited=limited)
 
     def edit_user(
         self,
@@ -156,13 +159,15 @@ class Nsc:
         expires_in: timedelta | None = None,
     ) -> IssuedUser:
         """Re-issue an existing user's JWT with new permissions and/or expiry."""
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
         account = self._account(account)
         with self.store.locked():
             current = jwt.decode(self.read_user_jwt(name, account))
             if permissions is None:
                 permissions = claims.user_permissions(current)
-            return self._issue(name, account, str(current["sub"]), permissions, expires_in)
+            return self._issue(
+                name, account, str(current["sub"]), permissions, expires_in, limited=True
+            )
 
     def issue_server_user(self) -> IssuedUser:
         """(Re-)issue the application server's credentials from the server templates."""
@@ -174,7 +179,7 @@ class Nsc:
             settings.server_response_max,
             settings.server_response_ttl,
         )
-        return self.create_user(settings.server_user, permissions=permissions)
+        return self.issue_stack_user(settings.server_user, permissions)
 
     def server_creds(self) -> str:
         """The application server's creds (the stack issues them when NATS starts)."""
@@ -190,7 +195,7 @@ class Nsc:
             # An empty allow list allows everything: deny every subject instead.
             publish_deny=claims.EVERY_SUBJECT,
         )
-        return self.create_user(settings.observer_user, permissions=permissions)
+        return self.issue_stack_user(settings.observer_user, permissions)
 
     def observer_creds(self) -> str:
         """The wire tap's subscribe-only creds (the stack issues them when NATS starts)."""
@@ -220,7 +225,7 @@ class Nsc:
         The user's key is forgotten, so issuing credentials again makes a new key that
         the revocation does not cover.
         """
-        name = validate_name(name, "user name")
+        name = validate_user_name(name, self.stack_users)
         account = self._account(account)
         with self.store.locked():
             user_key = str(jwt.decode(self.read_user_jwt(name, account))["sub"])
@@ -232,6 +237,19 @@ class Nsc:
             self.store.delete_user(account, name)
             self.store.delete_seed(user_key)
             return token
+
+    # pushes to the running server (labkit.nsc.delivery)
+    def unpushed_accounts(self) -> list[str]:
+        """Accounts changed (a revocation...) since the running server last confirmed them."""
+        return self.store.unpushed_accounts()
+
+    def mark_pushed(self, account: str, account_jwt: str) -> bool:
+        """Record that the server has `account_jwt`; False if the account changed since."""
+        with self.store.locked():
+            if self.read_account_jwt(account) != account_jwt:
+                return False
+            self.store.mark_pushed(account)
+            return True
 
     # internals (callers hold the lock)
     def _ensure_operator(self, name: str) -> str:
@@ -286,6 +304,7 @@ class Nsc:
         operator_key = str(self._claims(self.store.operator_path, "the operator")["sub"])
         token = jwt.encode(body, self.store.seed(operator_key))
         self.store.write_jwt(path, token)
+        self.store.mark_unpushed(account)
         return token
 
     def _issue(
@@ -297,6 +316,7 @@ class Nsc:
         expires_in: timedelta | None,
         *,
         signer: str | None = None,
+        limited: bool = False,
     ) -> IssuedUser:
         if user_key is None:
             user_key = self.store.save_seed(keys.create_seed(KeyKind.USER))
@@ -325,6 +345,7 @@ class Nsc:
             permissions,
             expires_at=expires_at,
             issuer_account=account_key if signer != account_key else None,
+            limits=self.user_limits if limited else None,
         )
         token = jwt.encode(body, self.store.seed(signer))
         self.store.write_jwt(self.store.user_path(account, name), token)

@@ -16,13 +16,13 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit.discovery import OBJECT_STORE, object_store_address
+from labkit.errors import LabkitError
 from labkit.files import write_private
 from labkit.objects.errors import ObjectStoreUnavailable
 from labkit.settings import Settings
-from labkit.stack.errors import StackError
-from labkit.stack.state import component_record
 
-COMPONENT = "objects"
+COMPONENT = OBJECT_STORE
 _ACCESS_KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 
@@ -97,11 +97,11 @@ def embedded_keys(settings: Settings, *, create: bool = False) -> S3Keys:
 def embedded_endpoint(settings: Settings) -> S3Endpoint:
     """The stack's own object store, as recorded in the state file."""
     try:
-        record = component_record(COMPONENT, settings)
-    except StackError as exc:
+        address = object_store_address(settings)
+    except LabkitError as exc:
         raise ObjectStoreUnavailable(str(exc)) from None
     return S3Endpoint(
-        endpoint=str(record["endpoint"]),
+        endpoint=address,
         keys=embedded_keys(settings),
         region=settings.s3.region,
         secure=False,

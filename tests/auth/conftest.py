@@ -16,11 +16,17 @@ from sqlalchemy import Engine, text
 from labkit.auth.app import create_app
 from labkit.auth.client import AuthClient
 from labkit.auth.database import make_engine
+from labkit.auth.nsc_client import NscClient
 from labkit.settings import AuthSettings, DatabaseSettings, Settings
 from labkit.stack import Stack
 from tests.wsgi import serve_in_thread
 
-GENEROUS_LIMITS = {"login_attempts_per_email": 10_000, "login_attempts_per_address": 10_000}
+GENEROUS_LIMITS = {
+    "login_attempts_per_email": 10_000,
+    "login_attempts_per_address": 10_000,
+    "login_attempts_per_email_everywhere": 10_000,
+    "registrations_per_address": 10_000,
+}
 
 
 @dataclass
@@ -53,10 +59,12 @@ def _settings_for(base: Settings, database_url: str, **auth: Any) -> Settings:
 
 
 @contextmanager
-def _serve(base: Settings, database_url: str, **auth: Any) -> Iterator[AuthServer]:
+def _serve(
+    base: Settings, database_url: str, nsc: NscClient | None = None, **auth: Any
+) -> Iterator[AuthServer]:
     settings = _settings_for(base, database_url, **auth)
     engine = make_engine(database_url)
-    app = create_app(settings, engine=engine)
+    app = create_app(settings, engine=engine, nsc=nsc)
     try:
         with serve_in_thread(app) as url:
             yield AuthServer(url, app, engine, settings, AuthClient(url))
@@ -83,8 +91,11 @@ def auth(running_stack: Stack, database_url: str) -> Iterator[AuthServer]:
 def serve_auth(running_stack: Stack, database_url: str) -> ServeAuth:
     """Start another auth service with other settings (rate limits, token lifetimes)."""
 
-    def serve(base: Settings | None = None, **auth: Any) -> AbstractContextManager[AuthServer]:
-        return _serve(base or running_stack.settings, database_url, **auth)
+    def serve(
+        base: Settings | None = None, nsc: NscClient | None = None, **auth: Any
+    ) -> AbstractContextManager[AuthServer]:
+        """`nsc`: the NSC service client to use (tests point it elsewhere to stop it)."""
+        return _serve(base or running_stack.settings, database_url, nsc, **auth)
 
     return serve
 

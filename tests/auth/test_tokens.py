@@ -101,7 +101,7 @@ def test_logout_revokes_tokens_and_cuts_the_nats_connection(auth: AuthServer, em
         nc = await login.connect(closed_cb=closed, allow_reconnect=False)
         assert nc.is_connected
         answer = await asyncio.to_thread(auth.client.logout, login)
-        assert answer == {"logged_out": True, "nats_revoked": True}
+        assert answer == {"logged_out": True, "nats_revoked": True, "nats_pushed": True}
         await asyncio.wait_for(seen.closed.wait(), timeout=1.0)
         seen.errors.append(str(nc.last_error))
         return seen

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.nsc.errors import InvalidName, NscError
-from labkit.nsc.names import MAX_NAME_LENGTH, validate_name
+from labkit.nsc.errors import InvalidName, NscError, ReservedName
+from labkit.nsc.names import (
+    MAX_NAME_LENGTH,
+    reserved_reason,
+    stack_user_names,
+    validate_name,
+    validate_user_name,
+)
+from labkit.settings import NscSettings
 
 
 @pytest.mark.parametrize(
@@ -81,3 +88,28 @@ def test_message_names_what_was_checked() -> None:
 def test_invalid_name_is_a_value_error_and_nsc_error() -> None:
     assert issubclass(InvalidName, ValueError)
     assert issubclass(InvalidName, NscError)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["labkit_server", "labkit_x", "LABKIT_x", "persist", "persisted", "Persist-x", "_x", "_"],
+)
+def test_reserved_user_names_are_refused_with_a_reason(name: str) -> None:
+    assert reserved_reason(name) is not None
+    with pytest.raises(ReservedName, match="is reserved: .*; choose another name"):
+        validate_user_name(name)
+
+
+def test_the_stack_users_of_the_settings_are_reserved() -> None:
+    stack_users = stack_user_names(NscSettings(server_user="srv", observer_user="tap"))
+    assert stack_users == {"srv", "tap"}
+    for name in stack_users:
+        with pytest.raises(ReservedName, match="one of the stack's own users"):
+            validate_user_name(name, stack_users)
+
+
+@pytest.mark.parametrize(
+    "name", ["alice", "01jd8x7k2m3n4p5q6r7s8t9v0w", "labkit", "per-sist", "a_b"]
+)
+def test_ordinary_user_names_pass(name: str) -> None:
+    assert validate_user_name(name, stack_user_names(NscSettings())) == name

@@ -1,0 +1,1 @@
+"""What the NSC and auth HTTP services share: request-body limits and serving."""
