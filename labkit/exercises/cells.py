@@ -55,6 +55,7 @@ def section(number: str, exercises: Sequence[Exercise]) -> list[NotebookNode]:
         _cell(
             "code",
             f"{number}-exercises-import",
+            "from IPython.display import display\n\n"
             f"from labkit.exercises import ____\nfrom labkit.exercises.lab{number} import {names}",
         ),
     ]
