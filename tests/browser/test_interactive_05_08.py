@@ -10,11 +10,13 @@ Screenshots go to build/screenshots/.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.jupyter import SCREENSHOTS, JupyterLab
+from tests.browser.jupyter import NOTEBOOKS, SCREENSHOTS, JupyterLab
 
 pytestmark = pytest.mark.browser
 
@@ -66,3 +68,95 @@ def test_05_chat_panes_typed_in_between_the_cells(lab: JupyterLab, page: Any) ->
         assert_clean(notebook, "run again in the same kernel")
     finally:
         notebook.screenshot(SCREENSHOTS / "05_ping_pong-typed.png")
+
+
+def test_06_files_panel_explored_before_the_cells(
+    lab: JupyterLab, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser.learner import assert_clean, cell_index, panel_titled, run_cells
+
+    notebook = _notebook(page, lab, "06_sending_files.ipynb")
+    made = cell_index(notebook, containing="panel = FilesPanel(files)")
+    last = len(lab.notebook(notebook.name)["cells"]) - 1
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("not a picture")
+    try:
+        notebook.restart_and_run_to(made)
+        panel = panel_titled(notebook, "sending files")
+        expect(panel.locator("img")).to_have_count(2)
+        for image in panel.locator("img").all():  # no broken-image icon before an upload
+            expect(image).to_be_hidden()
+
+        panel.get_by_role("button", name="Transform").click()
+        expect(panel).to_contain_text("upload an image first")
+        upload = panel.locator("button.jupyter-widgets.widget-upload")
+        with page.expect_file_chooser() as chooser:
+            upload.click()
+        chooser.value.set_files(str(not_an_image))
+        expect(panel).to_contain_text("upload of “notes.txt” failed")
+        with page.expect_file_chooser() as chooser:
+            upload.click()
+        chooser.value.set_files(str(NOTEBOOKS / "images" / "sample.png"))
+        expect(panel).to_contain_text("uploaded “sample.png”")
+        expect(panel.locator("img").first).to_be_visible()
+
+        panel.locator("select").first.select_option("crop")
+        handle = panel.locator(".noUi-handle").first  # crop x, left end
+        handle.focus()
+        for _ in range(5):
+            handle.press("ArrowRight")
+        panel.get_by_role("button", name="Transform").click()
+        expect(panel).to_contain_text(re.compile(r"crop \(\d+, 0, 320, 240\): \d+×240 RGB"))
+        expect(panel.locator("img").last).to_be_visible()
+
+        run_cells(notebook, made + 1, last)
+        assert_clean(notebook, "with the panel explored before the cells")
+    finally:
+        notebook.screenshot(SCREENSHOTS / "06_sending_files-explored.png")
+
+
+def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser.learner import (
+        assert_clean,
+        cell_index,
+        panel_titled,
+        run_cells,
+        type_and_click,
+        type_and_enter,
+    )
+
+    notebook = _notebook(page, lab, "07_persistence.ipynb")
+    made = cell_index(notebook, containing="panel = PersistencePanel(")
+    offline = cell_index(notebook, containing="panel.toggle.value = False")
+    last = len(lab.notebook(notebook.name)["cells"]) - 1
+    try:
+        notebook.restart_and_run_to(made)
+        panel = panel_titled(notebook, "stream echo")
+        switch = panel.locator("button.widget-toggle-button")
+
+        panel.get_by_role("button", name="Send").click()
+        expect(panel).to_contain_text("nothing to send")
+        type_and_enter(panel, "typed, then Enter")
+        expect(panel).to_contain_text("reply: echo typed, then Enter from")
+        switch.click()
+        expect(switch).to_have_text(re.compile("offline"))
+        expect(panel).to_contain_text("offline: connection closed")
+        type_and_click(panel, "sent while offline")
+        expect(panel).to_contain_text("“sent while offline”: saved in the outbox, waiting")
+        switch.click()
+        expect(switch).to_have_text(re.compile("online"))
+        expect(panel).to_contain_text("online: connected again")
+
+        run_cells(notebook, made + 1, offline)
+        switch.click()  # back online in the browser, while the cells left it offline
+        expect(panel).to_contain_text("online: connected again, 4 waiting")
+        type_and_enter(panel, "online again")
+        expect(panel).to_contain_text("reply: echo online again from")
+        run_cells(notebook, offline + 1, last)
+        assert_clean(notebook, "with the switch toggled in the browser between the cells")
+    finally:
+        notebook.screenshot(SCREENSHOTS / "07_persistence-toggled.png")
