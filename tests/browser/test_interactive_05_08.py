@@ -1,4 +1,4 @@
-"""Notebooks 05-07 used as a person uses them: panels clicked in the page between cells.
+"""Notebooks 05-08 used as a person uses them: panels clicked in the page between cells.
 
 JupyterLab delivers a click in the browser on a kernel subshell's thread and loop,
 which a click made from code (papermill, nbval) never does. So each test opens the
@@ -158,5 +158,23 @@ def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: 
         expect(panel).to_contain_text("reply: echo online again from")
         run_cells(notebook, offline + 1, last)
         assert_clean(notebook, "with the switch toggled in the browser between the cells")
+
+        # Run All a second time in the same kernel: the same result, no traceback.
+        notebook.run_all()
+        assert_clean(notebook, "run again in the same kernel")
     finally:
         notebook.screenshot(SCREENSHOTS / "07_persistence-toggled.png")
+
+
+def test_08_runs_twice_in_one_kernel(lab: JupyterLab, page: Any) -> None:
+    """No panel here: Run All, then Run All again in the same kernel (kills, restarts)."""
+    from tests.browser.learner import assert_clean
+
+    notebook = _notebook(page, lab, "08_scaling_out.ipynb")
+    try:
+        notebook.run_all()
+        assert_clean(notebook, "Run All")
+        notebook.run_all()
+        assert_clean(notebook, "Run All a second time in the same kernel")
+    finally:
+        notebook.screenshot(SCREENSHOTS / "08_scaling_out-twice.png")

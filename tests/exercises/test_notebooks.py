@@ -22,8 +22,9 @@ WITH_EXERCISES = [
 ]
 
 
-def test_labs_01_to_07_have_exercises() -> None:
-    assert {path.name[:2] for path in WITH_EXERCISES} >= {"01", "02", "03", "04", "05", "06", "07"}
+def test_labs_01_to_08_have_exercises() -> None:
+    expected = {"01", "02", "03", "04", "05", "06", "07", "08"}
+    assert {path.name[:2] for path in WITH_EXERCISES} >= expected
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.name)
@@ -54,3 +55,33 @@ def test_install_puts_the_section_before_the_summary_once(tmp_path: Path) -> Non
     assert install(copy) is True
     assert copy.read_text() == source.read_text()
     assert install(copy) is False
+
+
+@pytest.mark.slow
+def test_the_verdict_stays_visible_when_the_hint_is_uncommented(tmp_path: Path) -> None:
+    """The check cell displays its verdict: uncommenting `hint()` below it hides nothing."""
+    import nbclient
+
+    from labkit.exercises import lab06
+
+    cells = section("06", lab06.EXERCISES)
+    by_id = {cell.id: cell for cell in cells}
+    answer = nbformat.v4.new_code_cell(lab06.ex1.solution_code)  # type: ignore[no-untyped-call]
+    check = by_id["06-ex1-check"].source.replace("# ex1.hint()", "ex1.hint()")
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    notebook.cells = [
+        by_id["06-exercises-import"],
+        answer,
+        nbformat.v4.new_code_cell(check),  # type: ignore[no-untyped-call]
+    ]
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": tmp_path}}
+    )
+    client.execute()
+    shown = [
+        output["data"]["text/plain"]
+        for output in notebook.cells[-1].outputs
+        if output["output_type"] in ("display_data", "execute_result")
+    ]
+    assert len(shown) == 2 and shown[0].startswith("Correct:"), shown
+    assert shown[1].startswith("Hint (ex1):"), shown
