@@ -142,6 +142,8 @@ def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: 
         expect(panel).to_contain_text("nothing to send")
         type_and_enter(panel, "typed, then Enter")
         expect(panel).to_contain_text("reply: echo typed, then Enter from")
+        panel.get_by_role("button", name="Stream state").click()
+        expect(panel).to_contain_text("(yours: 1 requests, 1 replies)")
         switch.click()
         expect(switch).to_have_text(re.compile("offline"))
         expect(panel).to_contain_text("offline: connection closed")
