@@ -211,13 +211,9 @@ class Exercise(ABC):
 
     @property
     def check_code(self) -> str:
-        """The check cell's call, as the notebook writes it.
-
-        Displayed, not left as the cell's last expression: a learner who uncomments
-        `hint()` or `solution()` below it still sees the verdict.
-        """
+        """The check cell's call, as the notebook writes it."""
         call = f"{self.name}.check({self.answer_name})"
-        return f"display(await {call})" if self.is_async else f"display({call})"
+        return f"await {call}" if self.is_async else call
 
     def hint(self) -> Shown:
         return Shown(f"Hint ({self.name})", self.hint_text)

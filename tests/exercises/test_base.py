@@ -124,8 +124,8 @@ def test_hint_and_solution_show_as_markdown() -> None:
     solution = exercise.solution()
     assert solution.code == exercise.solution_code
     assert f"```python\n{exercise.solution_code}\n```" in solution._repr_markdown_()
-    assert exercise.check_code == "display(ex1.check(double))"
-    assert AsyncDouble().check_code == "display(await ex2.check(double))"
+    assert exercise.check_code == "ex1.check(double)"
+    assert AsyncDouble().check_code == "await ex2.check(double)"
 
 
 def test_kind_of_names_what_the_learner_gave() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -59,29 +60,33 @@ def test_install_puts_the_section_before_the_summary_once(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_the_verdict_stays_visible_when_the_hint_is_uncommented(tmp_path: Path) -> None:
-    """The check cell displays its verdict: uncommenting `hint()` below it hides nothing."""
+    """Hints live in a cell of their own: uncommenting `hint()` leaves the verdict in view."""
     import nbclient
 
     from labkit.exercises import lab06
 
-    cells = section("06", lab06.EXERCISES)
-    by_id = {cell.id: cell for cell in cells}
+    by_id = {cell.id: cell for cell in section("06", lab06.EXERCISES)}
     answer = nbformat.v4.new_code_cell(lab06.ex1.solution_code)  # type: ignore[no-untyped-call]
-    check = by_id["06-ex1-check"].source.replace("# ex1.hint()", "ex1.hint()")
+    help_cell = by_id["06-ex1-help"].source.replace("# ex1.hint()", "ex1.hint()")
     notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     notebook.cells = [
         by_id["06-exercises-import"],
         answer,
-        nbformat.v4.new_code_cell(check),  # type: ignore[no-untyped-call]
+        by_id["06-ex1-check"],
+        nbformat.v4.new_code_cell(help_cell),  # type: ignore[no-untyped-call]
     ]
     client = nbclient.NotebookClient(
         notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": tmp_path}}
     )
     client.execute()
-    shown = [
-        output["data"]["text/plain"]
-        for output in notebook.cells[-1].outputs
-        if output["output_type"] in ("display_data", "execute_result")
-    ]
-    assert len(shown) == 2 and shown[0].startswith("Correct:"), shown
-    assert shown[1].startswith("Hint (ex1):"), shown
+
+    def shown(cell: Any) -> list[str]:
+        return [
+            output["data"]["text/plain"]
+            for output in cell.outputs
+            if output["output_type"] in ("display_data", "execute_result")
+        ]
+
+    check, hint = notebook.cells[-2:]
+    assert [text.split(":")[0] for text in shown(check)] == ["Correct"], shown(check)
+    assert [text.split(":")[0] for text in shown(hint)] == ["Hint (ex1)"], shown(hint)
