@@ -113,6 +113,10 @@ def test_06_files_panel_explored_before_the_cells(
 
         run_cells(notebook, made + 1, last)
         assert_clean(notebook, "with the panel explored before the cells")
+
+        # Run All a second time in the same kernel: the same result, no traceback.
+        notebook.run_all()
+        assert_clean(notebook, "run again in the same kernel")
     finally:
         notebook.screenshot(SCREENSHOTS / "06_sending_files-explored.png")
 
