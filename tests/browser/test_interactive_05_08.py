@@ -155,7 +155,10 @@ def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: 
         expect(panel).to_contain_text("“sent while offline”: saved in the outbox, waiting")
         switch.click()
         expect(switch).to_have_text(re.compile("online"))
-        expect(panel).to_contain_text("online: connected again")
+        expect(panel).to_contain_text("online: connected again, 1 waiting")
+        panel.get_by_role("button", name="Flush").click()
+        expect(panel).to_contain_text("flushed 1; 0 waiting")
+        expect(panel).to_contain_text("reply: echo sent while offline from")
 
         run_cells(notebook, made + 1, offline)
         switch.click()  # back online in the browser, while the cells left it offline
