@@ -69,7 +69,7 @@ class ChatPane(Panel):
         )
         self.button = widgets.Button(description="Send", icon="paper-plane", button_style="info")
         self.button.on_click(lambda _button: self._on_send())
-        on_enter(self.text, self._on_send)
+        on_enter(self.text, self._on_send, self._cell_loop)
         self._typed = TypedText(self.text)
         self.log = LogView(max_height="8em")
         self.out = self.log.out

@@ -95,7 +95,7 @@ class PersistencePanel(Panel):
         )
         self.send_button = widgets.Button(description="Send", icon="paper-plane")
         self.send_button.on_click(lambda _: self._on_send())
-        on_enter(self.text, self._on_send)
+        on_enter(self.text, self._on_send, self._cell_loop)
         self._typed = TypedText(self.text)
         self.flush_button = widgets.Button(description="Flush", icon="upload")
         self.flush_button.on_click(lambda _: self._schedule(self.flush()))
