@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -79,6 +80,7 @@ class PersistencePanel(Panel):
         self.state: StreamState | None = None
         self.errors: list[str] = []
         self.sent = 0  # messages saved through this panel, by clicks and by code
+        self.sent_texts: Counter[str] = Counter()  # how often each text was sent
         self._connect = connect
         self._inspector = inspector
         self._online = not client.publisher.nc.is_closed
@@ -169,6 +171,7 @@ class PersistencePanel(Panel):
         """Save `text` in the outbox, then publish what waits if online; its outbox id."""
         message_id = await self.client.send(text)
         self.sent += 1
+        self.sent_texts[text] += 1
         result = self.client.publisher.last_flush
         if result is not None and result.ok:
             self._say(f"#{message_id} {quoted(text)}: stored in the stream")
