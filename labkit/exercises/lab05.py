@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nats.aio.msg import Msg
+
+from labkit.client import connect_as
 from labkit.exercises.base import AsyncExercise, NotYet
 from labkit.exercises.live import (
     ALICE,
@@ -155,6 +163,7 @@ async def relay_known(
         async with (
             serve(router, self.settings, _directory(self.settings)),
             connect_learner(self.settings, ALICE) as alice,
+            _inboxes(self.settings, [NOBODY, BOB]) as seen,
         ):
             await _relay_to_bob(self.settings, alice)
             stranger = PingRequest(destination=NOBODY, message="anyone there?")
@@ -171,7 +180,54 @@ async def relay_known(
                     f"a line for {NOBODY}, who has no credentials, was relayed: check "
                     "`users.knows(note.destination)` first"
                 )
-        return f"bob got alice's line as hers, and a line for {NOBODY} was refused"
+            # The sentinel: a line relayed after the refusal. Once it is on bob's inbox,
+            # anything the relay published for nobody before it has been seen too.
+            sentinel = PingRequest(destination=BOB, message=f"sentinel {secrets.token_hex(3)}")
+            await alice.ask(user_subject(ALICE, NOTE), sentinel, PingRequest)
+            await seen.wait_for(user_subject(BOB, INBOX), sentinel.message)
+            if seen.messages(user_subject(NOBODY, INBOX)):
+                raise NotYet(
+                    f"the line for {NOBODY} was refused, but it was published on "
+                    f"`{user_subject(NOBODY, INBOX)}` first: refuse before publishing"
+                )
+        return f"bob got alice's line as hers, and a line for {NOBODY} was refused and went nowhere"
+
+
+class _Inboxes:
+    """What the observer saw on some users' inboxes: the message of each PingRequest."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[str]] = {}
+        self.arrived = asyncio.Event()
+
+    async def on_message(self, msg: Msg) -> None:
+        self.seen.setdefault(msg.subject, []).append(PingRequest.FromString(msg.data).message)
+        self.arrived.set()
+
+    def messages(self, subject: str) -> list[str]:
+        return list(self.seen.get(subject, []))
+
+    async def wait_for(self, subject: str, message: str, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while message not in self.messages(subject):
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@asynccontextmanager
+async def _inboxes(settings: Settings, users: list[str]) -> AsyncIterator[_Inboxes]:
+    """Watch `users`' inboxes as the stack's observer (it may read every subject)."""
+    seen = _Inboxes()
+    nc = await connect_as(
+        Nsc.from_settings(settings).observer_creds(), settings=settings, allow_reconnect=False
+    )
+    try:
+        for user in users:
+            await nc.subscribe(user_subject(user, INBOX), cb=seen.on_message)
+        await nc.flush()
+        yield seen
+    finally:
+        await nc.close()
 
 
 ex1 = RelayRouter()

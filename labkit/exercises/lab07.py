@@ -30,17 +30,15 @@ from labkit.discovery import nats_urls
 from labkit.errors import LabkitError
 from labkit.exercises.base import AsyncExercise, NotYet, call_learner, kind_of
 from labkit.files import write_private
-from labkit.labs.stream_echo import StreamEchoReplies, request_subject
+from labkit.labs.stream_echo import StreamEchoReplies, publish_request, request_subject
 from labkit.nsc.wrapper import Nsc
 from labkit.protocol import EchoRequest
 from labkit.settings import Settings
 
 # The user both checks send as (its own reply consumer, `reply-exercise-stream`).
 STREAM_USER = "exercise-stream"
-# How long the stream echo may take to answer everything a check sent, and how long
-# a check then waits for a second copy of a reply, if there were one.
+# How long the stream echo may take to answer everything a check sent.
 REPLY_TIMEOUT = 10.0
-SETTLE = 0.5
 # The crash of the second exercise: this many requests, the process killed right after
 # JetStream acknowledged this many of them.
 SAVED = 5
@@ -84,8 +82,12 @@ async def _stream_user(settings: Settings) -> AsyncIterator[tuple[str, Client, S
         await nc.close()
 
 
-async def _answered_once(replies: StreamEchoReplies, texts: Sequence[str]) -> None:
-    """Wait until the stream echo answered each of `texts`; raise unless exactly once each."""
+async def _answered_once(nc: Client, replies: StreamEchoReplies, texts: Sequence[str]) -> None:
+    """Wait until the stream echo answered each of `texts`; raise unless exactly once each.
+
+    A second copy of a reply would come before the reply to a sentinel request sent
+    after them all: replies come from the consumer in the order the stream stored them.
+    """
     expected = Counter(f"echo {text} from {STREAM_USER}" for text in texts)
     seen: Counter[str] = Counter()
     deadline = time.monotonic() + REPLY_TIMEOUT
@@ -99,7 +101,17 @@ async def _answered_once(replies: StreamEchoReplies, texts: Sequence[str]) -> No
             f"{REPLY_TIMEOUT:g} s: is the application server running? "
             "(`Stack().ensure('server')`)"
         )
-    seen.update(reply for reply in await replies.fetch(timeout=SETTLE) if reply in expected)
+    [sentinel] = _texts("sentinel", 1)
+    await publish_request(nc, STREAM_USER, sentinel)
+    sentinel_reply = f"echo {sentinel} from {STREAM_USER}"
+    sentinel_seen = False
+    while not sentinel_seen and time.monotonic() < deadline + REPLY_TIMEOUT:
+        for reply in await replies.fetch(timeout=0.5):
+            sentinel_seen = sentinel_seen or reply == sentinel_reply
+            if reply in expected:
+                seen[reply] += 1
+    if not sentinel_seen:
+        raise StreamEchoUnavailable("the stream echo did not answer the sentinel request")
     doubled = sorted(reply for reply, count in seen.items() if count > 1)
     if doubled:
         raise StreamEchoUnavailable(f"the stream echo answered twice: {doubled}")
@@ -160,7 +172,7 @@ def send_offline(buffer: Buffer, texts: list[str]) -> list[int]:
             _check_ids(ids, [message.id for message in buffer.get_all()])
             async with _stream_user(self.settings) as (_creds, nc, replies):
                 _require_flushed(await buffer.flush(nc.jetstream()))
-                await _answered_once(replies, texts)
+                await _answered_once(nc, replies, texts)
         return (
             f"your {len(texts)} requests waited in the outbox, in order, with no "
             "connection; one flush later JetStream had each of them and the stream echo "
@@ -255,29 +267,31 @@ after_restart = FlushResult(sent={SAVED}, duplicates={KILLED_AFTER}, remaining=0
                 f"your prediction has error={answer.error!r}; the flush after the restart "
                 "ran to the end, with `error=None`"
             )
+        # Each "Not yet" points at what to think about, never at the number itself.
         if answer.remaining != real.remaining:
             raise NotYet(
-                f"remaining={answer.remaining}, but the flush ran to the end and stops only "
-                f"at a failed publish: {real.remaining} messages waited after it"
+                f"remaining={answer.remaining} is not what the flush after the restart "
+                "reports: `remaining` counts what is still in the outbox once the flush "
+                "returns, and this flush ran to the end without a failed publish"
             )
         if answer.sent != real.sent:
             if answer.sent == SAVED - KILLED_AFTER:
                 raise NotYet(
-                    f"sent={answer.sent}, but the outbox still held all {SAVED} requests "
-                    f"(it had deleted none of the {KILLED_AFTER} acknowledged ones), so the "
-                    f"flush published all {SAVED} again; `sent` counts every message "
-                    "JetStream acknowledged, duplicates included"
+                    f"sent={answer.sent} counts only the requests JetStream had not stored "
+                    "yet; but the killed process deleted nothing from the outbox file: which "
+                    "requests does the restarted flush find there, and does `sent` count "
+                    "the ones JetStream recognises? (`help(FlushResult)`)"
                 )
             raise NotYet(
-                f"sent={answer.sent}, but the restarted flush published and JetStream "
-                f"acknowledged {real.sent} messages"
+                f"sent={answer.sent} is not what the restarted flush reports: think about "
+                "which requests were still in the outbox file after the kill, oldest "
+                "first, and that `sent` counts every publish JetStream acknowledged"
             )
         if answer.duplicates != real.duplicates:
             raise NotYet(
-                f"duplicates={answer.duplicates}, but JetStream already had "
-                f"{real.duplicates} of them: stored before the crash, and published again "
-                "with the same `Nats-Msg-Id`, they were acknowledged as duplicates and not "
-                "stored twice"
+                f"duplicates={answer.duplicates} is not right: which of the requests "
+                "published again had JetStream already stored before the crash, and what "
+                "does it do with a `Nats-Msg-Id` it has already seen?"
             )
         return (
             f"the flush after the crash returned sent={real.sent}, "
@@ -305,7 +319,7 @@ after_restart = FlushResult(sent={SAVED}, duplicates={KILLED_AFTER}, remaining=0
                         )
                     result = await buffer.flush(nc.jetstream())
                     _require_flushed(result)
-                    await _answered_once(replies, texts)
+                    await _answered_once(nc, replies, texts)
         return result
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
+from labkit.nsc.errors import InvalidName, NotFound
+from labkit.nsc.names import validate_name
 from labkit.nsc.wrapper import Nsc
 from labkit.server.injection import register_dependency
 
@@ -27,7 +29,8 @@ class StaticDirectory(UserDirectory):
 
 
 class NscDirectory(UserDirectory):
-    """The users of the NSC store, re-read at most once a second."""
+    """The users of the NSC store: listed at most once a second, and one user looked up
+    by its own file in between, so a user registered a moment ago is known at once."""
 
     def __init__(self, nsc: Nsc, refresh_seconds: float = 1.0) -> None:
         self._nsc = nsc
@@ -36,10 +39,22 @@ class NscDirectory(UserDirectory):
         self._read_at = float("-inf")
 
     def knows(self, user: str) -> bool:
-        if user not in self._users and time.monotonic() - self._read_at > self._refresh:
+        if user in self._users:
+            return True
+        try:
+            name = validate_name(user, "user name")
+        except InvalidName:
+            return False
+        if time.monotonic() - self._read_at > self._refresh:
             self._users = set(self._nsc.users())
             self._read_at = time.monotonic()
-        return user in self._users
+            return name in self._users
+        try:  # one file, not a listing: cheap even for a flood of unknown names
+            self._nsc.read_user_jwt(name)
+        except NotFound:
+            return False
+        self._users.add(name)
+        return True
 
 
 register_dependency(UserDirectory)

@@ -78,8 +78,10 @@ class Conversation:
         return list(self.received)
 
     async def close(self) -> None:
-        if self._subscription is not None:
-            await self._subscription.unsubscribe()
+        """Stop receiving lines; closing twice, or after the connection closed, is fine."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None and not self.nc.is_closed:
+            await subscription.unsubscribe()
 
     async def _on_line(self, msg: Msg) -> None:
         async with self._arrived:

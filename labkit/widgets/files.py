@@ -3,8 +3,10 @@
 Everything a click does is a method too: `await panel.load(path_or_bytes)` uploads
 (as the upload control does) and `await panel.apply()` transforms (as the button
 does); `before`, `after`, `crop` and `messages` are readable, so a notebook cell
-can drive the panel and assert on what it shows. A click cannot await, so it
-schedules the work on the kernel's event loop; `await panel.idle()` waits for it.
+can drive the panel and assert on what it shows. A click cannot await, and in the
+browser it arrives on a kernel subshell's thread and loop (see
+`labkit.widgets.callbacks`): the panel hands the work to the loop that runs the cells,
+captured when it is built; `await panel.idle()` waits for it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from PIL import Image
 
 from labkit.labs.files import FileClient
 from labkit.objects.transforms import COLOR_MODES, ROTATIONS, TRANSFORMATIONS, open_image
+from labkit.widgets.base import LogView
+from labkit.widgets.callbacks import CellLoop, NoCellLoop
+from labkit.widgets.typed import quoted
 
 MODES: dict[str, tuple[str, ...]] = {
     "crop": ("",),
@@ -48,7 +53,13 @@ def controls_for(transformation: str) -> Controls:
 
 
 def _preview_layout() -> Any:
-    return widgets.Layout(max_width="360px", border="1px solid #ccc")
+    # Hidden until there is an image: an empty Image widget draws a broken-image icon.
+    return widgets.Layout(max_width="360px", border="1px solid #ccc", display="none")
+
+
+def _column_layout() -> Any:
+    # Room between the controls, the "before" and the "after" columns and their captions.
+    return widgets.Layout(margin="0 0 0 1.5em", min_width="12em")
 
 
 class FilesPanel:
@@ -61,7 +72,7 @@ class FilesPanel:
         self.after: Image.Image | None = None
         self.last_url: str | None = None
         self.errors: list[str] = []
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._cell_loop = CellLoop()
 
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload")
         self.upload.observe(self._on_upload, names="value")
@@ -78,7 +89,9 @@ class FilesPanel:
         self.after_view = widgets.Image(format="png", layout=_preview_layout())
         self.before_caption = widgets.Label("before: nothing uploaded yet")
         self.after_caption = widgets.Label("after: not transformed yet")
-        self.out = widgets.Output(layout=widgets.Layout(max_height="8em", overflow="auto"))
+        # `out` keeps the lines; `log.view` shows them in order, the newest in view.
+        self.log = LogView(max_height="8em")
+        self.out = self.log.out
         controls = widgets.VBox(
             [
                 self.upload,
@@ -91,12 +104,12 @@ class FilesPanel:
         )
         images = widgets.HBox(
             [
-                widgets.VBox([self.before_caption, self.before_view]),
-                widgets.VBox([self.after_caption, self.after_view]),
+                widgets.VBox([self.before_caption, self.before_view], layout=_column_layout()),
+                widgets.VBox([self.after_caption, self.after_view], layout=_column_layout()),
             ]
         )
         self.widget = widgets.VBox(
-            [widgets.HTML("<b>sending files</b>"), widgets.HBox([controls, images]), self.out]
+            [widgets.HTML("<b>sending files</b>"), widgets.HBox([controls, images]), self.log.view]
         )
         self._on_transformation({"new": transformation})
 
@@ -124,17 +137,18 @@ class FilesPanel:
             image = await asyncio.to_thread(open_image, data, self.client.limits)
             await self.client.upload(data, name)
         except Exception as exc:
-            self._report(f"upload of {name!r} failed: {exc}")
+            self._report(f"upload of {quoted(name)} failed: {exc}")
             raise
         self.name, self.before, self.after = name, image, None
         self._show(self.before_view, self.before_caption, "before", image)
         self.after_view.value = b""
+        self.after_view.layout.display = "none"
         self.after_caption.value = "after: not transformed yet"
         width, height = image.size
         for slider, size in ((self.crop_x, width), (self.crop_y, height)):
             slider.max = size
             slider.value = (0, size)
-        self._say(f"uploaded {name!r} ({len(data):,} bytes, {width}×{height})")
+        self._say(f"uploaded {quoted(name)} ({len(data):,} bytes, {width}×{height})")
         return name
 
     async def apply(self) -> Image.Image:
@@ -158,8 +172,7 @@ class FilesPanel:
 
     async def idle(self) -> None:
         """Wait until the uploads and transforms started by clicks have finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._cell_loop.wait()
 
     # display
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
@@ -186,28 +199,25 @@ class FilesPanel:
             self._schedule(self.load(bytes(chosen["content"]), str(chosen["name"])))
 
     def _schedule(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run a click's work on the cell loop, from whichever thread the click came."""
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            # Widget callbacks run on the kernel's loop; without one there is nowhere to run.
-            work.close()
-            self._report("no running event loop: call `await panel.load(...)` or `.apply()`")
+            future = self._cell_loop.submit(work)
+        except NoCellLoop as exc:
+            self._report(str(exc))
             return
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         # The error is already in the panel; a click has no caller to raise to.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     def _show(self, view: Any, caption: Any, label: str, image: Image.Image) -> None:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         view.value = buffer.getvalue()
+        view.layout.display = None
         caption.value = f"{label}: {image.size[0]}×{image.size[1]}, {image.mode}"
 
     def _say(self, line: str) -> None:
-        self.out.append_stdout(line + "\n")
+        self.log.say(line)
 
     def _report(self, line: str) -> None:
         self.errors.append(line)
-        self.out.append_stderr(line + "\n")
+        self.log.error(line)

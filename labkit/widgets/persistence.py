@@ -14,8 +14,10 @@ tests/labs/test_stream_restarts.py.
 
 Everything a click does is a coroutine a cell can await (`go_offline`, `go_online`,
 `send`, `flush`, `refresh_state`), and what the panel shows is readable (`online`,
-`pending`, `replies`, `state`). Clicks schedule those coroutines on the kernel's
-running loop; `await panel.idle()` waits for them.
+`pending`, `replies`, `state`, `sent`). A click in the browser arrives on a kernel
+subshell's thread and loop (see `labkit.widgets.callbacks`): the panel hands every
+click to the loop that runs the cells, captured when it is built, where its
+connection, tasks and locks live; `await panel.idle()` waits for them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import ipywidgets as widgets
@@ -33,6 +36,8 @@ from labkit.buffer import FlushResult
 from labkit.errors import LabkitError
 from labkit.labs.stream_echo import StreamEchoClient, StreamState, stream_state
 from labkit.widgets.base import LogView, Panel
+from labkit.widgets.callbacks import CellLoop, NoCellLoop, on_enter
+from labkit.widgets.typed import TypedText, quoted
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ Connect = Callable[[], Awaitable[Client]]
 
 # Seconds one read of the reply consumer waits; also how fast going offline is.
 REPLY_POLL = 0.5
+NOTHING_TO_SEND = "nothing to send: type a message in the box first"
 
 
 class NoInspector(LabkitError, RuntimeError):
@@ -73,20 +79,26 @@ class PersistencePanel(Panel):
         self.replies: list[str] = []
         self.state: StreamState | None = None
         self.errors: list[str] = []
+        self.sent = 0  # messages saved through this panel, by clicks and by code
+        self.sent_texts: Counter[str] = Counter()  # how often each text was sent
         self._connect = connect
         self._inspector = inspector
         self._online = not client.publisher.nc.is_closed
         self._switching = asyncio.Lock()
-        self._clicks: set[asyncio.Future[Any]] = set()
+        self._cell_loop = CellLoop()
         self._syncing_toggle = False
         self._stop_following = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
 
         self.toggle = widgets.ToggleButton(value=self._online, layout=widgets.Layout(width="9em"))
         self.toggle.observe(self._on_toggle, names="value")
-        self.text = widgets.Text(placeholder="a message", layout=widgets.Layout(flex="1"))
+        self.text = widgets.Text(
+            placeholder="a message, then Enter or Send", layout=widgets.Layout(flex="1")
+        )
         self.send_button = widgets.Button(description="Send", icon="paper-plane")
-        self.send_button.on_click(lambda _: self._schedule(self._send_typed()))
+        self.send_button.on_click(lambda _: self._on_send())
+        on_enter(self.text, self._on_send, self._cell_loop)
+        self._typed = TypedText(self.text)
         self.flush_button = widgets.Button(description="Flush", icon="upload")
         self.flush_button.on_click(lambda _: self._schedule(self.flush()))
         self.state_button = widgets.Button(description="Stream state", icon="refresh")
@@ -158,11 +170,13 @@ class PersistencePanel(Panel):
     async def send(self, text: str) -> int:
         """Save `text` in the outbox, then publish what waits if online; its outbox id."""
         message_id = await self.client.send(text)
+        self.sent += 1
+        self.sent_texts[text] += 1
         result = self.client.publisher.last_flush
         if result is not None and result.ok:
-            self._say(f"#{message_id} {text!r}: stored in the stream")
+            self._say(f"#{message_id} {quoted(text)}: stored in the stream")
         else:
-            self._say(f"#{message_id} {text!r}: saved in the outbox, waiting")
+            self._say(f"#{message_id} {quoted(text)}: saved in the outbox, waiting")
         self._render()
         return message_id
 
@@ -190,15 +204,34 @@ class PersistencePanel(Panel):
 
     async def wait_for_replies(self, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until `count` replies in all have arrived; all of them, oldest first."""
-        async with asyncio.timeout(timeout):
-            while len(self.replies) < count:
-                await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.replies) < count:
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise TimeoutError(self._no_replies(f"{count} replies in all", timeout)) from None
         return list(self.replies)
+
+    async def wait_for_replies_to(
+        self, texts: list[str], *, since: int = 0, timeout: float = 10.0
+    ) -> list[str]:
+        """The replies to `texts`, in that order, once each has arrived at index `since` on.
+
+        Other replies (to what you typed in the panel) may come in between: skipped.
+        """
+        expected = [f"echo {text} from {self.client.user}" for text in texts]
+        try:
+            async with asyncio.timeout(timeout):
+                while not set(expected) <= set(self.replies[since:]):
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            missing = sorted(set(expected) - set(self.replies[since:]))
+            raise TimeoutError(self._no_replies(f"the replies {missing}", timeout)) from None
+        return expected
 
     async def idle(self) -> None:
         """Wait until everything clicks have started has finished."""
-        while self._clicks:
-            await asyncio.gather(*list(self._clicks), return_exceptions=True)
+        await self._cell_loop.wait()
 
     async def close(self) -> None:
         """Stop reading replies and close the learner's connection (the outbox file stays)."""
@@ -232,29 +265,36 @@ class PersistencePanel(Panel):
             if replies:
                 self._render()
 
+    def _no_replies(self, what: str, timeout: float) -> str:
+        where = "the panel is offline: switch it on (or `await panel.go_online()`)"
+        if self._online:
+            where = f"{self.pending} wait in the outbox: press Flush" if self.pending else ""
+        return f"{what} did not arrive within {timeout:g} s" + (f"; {where}" if where else "")
+
     def _on_toggle(self, change: dict[str, Any]) -> None:
         if self._syncing_toggle:
             return
         self._schedule(self.go_online() if change["new"] else self.go_offline())
 
+    def _on_send(self) -> None:
+        self._schedule(self._send_typed())
+
     async def _send_typed(self) -> None:
-        text = self.text.value
-        if text.strip():
-            await self.send(text)
+        text = await self._typed.settled()  # the browser may still be sending the last letters
+        if not text.strip():
+            self._report(NOTHING_TO_SEND)
+            return
+        await self.send(text)
+        if self.text.value == text:  # (not what was typed since)
             self.text.value = ""
 
-    def _schedule(self, action: Awaitable[Any]) -> None:
+    def _schedule(self, action: Coroutine[Any, Any, Any]) -> None:
+        """Run a click's work on the cell loop, from whichever thread the click came."""
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            # Widget callbacks run on the kernel's loop; without one nothing can be sent.
-            self._report("no running event loop: await the panel's methods instead")
-            if asyncio.iscoroutine(action):
-                action.close()
-            return
-        click = asyncio.ensure_future(self._reported(action))
-        self._clicks.add(click)
-        click.add_done_callback(self._clicks.discard)
+            self._cell_loop.submit(self._reported(action))
+        except NoCellLoop as exc:
+            action.close()
+            self._report(str(exc))
 
     async def _reported(self, action: Awaitable[Any]) -> None:
         try:

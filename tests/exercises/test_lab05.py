@@ -76,14 +76,33 @@ async def relay_or_refuse(
     return relayed
 
 
+publish_first = Router("publish_first")
+
+
+@publish_first.subscribe(any_user("note"))
+async def relay_then_refuse(
+    note: PingRequest, user: CurrentUser, publish: Publish, users: UserDirectory
+) -> PingRequest:
+    relayed = PingRequest(origin=user, destination=note.destination, message=note.message)
+    await publish(f"{note.destination}.inbox", relayed)  # too early: before the check
+    if not users.knows(note.destination):
+        raise HandlerError("no such user", code="unknown_destination")
+    return relayed
+
+
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
         (unchecked, "a line for exercise-nobody, who has no credentials, was relayed"),
+        (
+            publish_first,
+            "was refused, but it was published on `exercise-nobody.inbox` first: "
+            "refuse before publishing",
+        ),
         (vague, "refused with code 'bad_request' (no such user); use code='unknown_destination'"),
         (trusting, "that is the origin alice wrote in the payload"),
     ],
-    ids=["no check", "other code", "origin from the payload"],
+    ids=["no check", "published before refusing", "other code", "origin from the payload"],
 )
 def test_checked_relay_router_wrong(stack_settings: Settings, answer: object, says: str) -> None:
     assert_not_yet(run_check(CheckedRelayRouter(stack_settings), answer), says)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -22,8 +23,9 @@ WITH_EXERCISES = [
 ]
 
 
-def test_labs_01_to_07_have_exercises() -> None:
-    assert {path.name[:2] for path in WITH_EXERCISES} >= {"01", "02", "03", "04", "05", "06", "07"}
+def test_labs_01_to_08_have_exercises() -> None:
+    expected = {"01", "02", "03", "04", "05", "06", "07", "08"}
+    assert {path.name[:2] for path in WITH_EXERCISES} >= expected
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.name)
@@ -54,3 +56,37 @@ def test_install_puts_the_section_before_the_summary_once(tmp_path: Path) -> Non
     assert install(copy) is True
     assert copy.read_text() == source.read_text()
     assert install(copy) is False
+
+
+@pytest.mark.slow
+def test_the_verdict_stays_visible_when_the_hint_is_uncommented(tmp_path: Path) -> None:
+    """Hints live in a cell of their own: uncommenting `hint()` leaves the verdict in view."""
+    import nbclient
+
+    from labkit.exercises import lab06
+
+    by_id = {cell.id: cell for cell in section("06", lab06.EXERCISES)}
+    answer = nbformat.v4.new_code_cell(lab06.ex1.solution_code)  # type: ignore[no-untyped-call]
+    help_cell = by_id["06-ex1-help"].source.replace("# ex1.hint()", "ex1.hint()")
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    notebook.cells = [
+        by_id["06-exercises-import"],
+        answer,
+        by_id["06-ex1-check"],
+        nbformat.v4.new_code_cell(help_cell),  # type: ignore[no-untyped-call]
+    ]
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": tmp_path}}
+    )
+    client.execute()
+
+    def shown(cell: Any) -> list[str]:
+        return [
+            output["data"]["text/plain"]
+            for output in cell.outputs
+            if output["output_type"] in ("display_data", "execute_result")
+        ]
+
+    check, hint = notebook.cells[-2:]
+    assert [text.split(":")[0] for text in shown(check)] == ["Correct"], shown(check)
+    assert [text.split(":")[0] for text in shown(hint)] == ["Hint (ex1)"], shown(hint)

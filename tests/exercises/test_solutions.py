@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.exercises import lab01, lab02, lab03, lab04, lab05, lab06, lab07
+from labkit.exercises import lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08
 from labkit.exercises.base import Exercise, ____
 from labkit.settings import Settings
 from tests.exercises.checking import assert_correct, assert_not_answered, run_check
 
-LABS = (lab01, lab02, lab03, lab04, lab05, lab06, lab07)
+LABS = (lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08)
 TEMPLATES = [exercise for lab in LABS for exercise in lab.EXERCISES]
 # Checks that ask the application server's routes (the files lab, the stream echo).
 NEED_LAB_SERVER = (lab06.GreyThumbnail, lab07.SendOffline, lab07.AfterTheCrash)

@@ -398,7 +398,7 @@ def test_the_panel_uploads_crops_and_recolours(stack_settings: Settings) -> None
         return panel
 
     panel = run(stack_settings, scenario)
-    assert panel.messages[0] == f"uploaded 'panel.png' ({len(SAMPLE_PNG):,} bytes, 320×240)"
+    assert panel.messages[0] == f"uploaded “panel.png” ({len(SAMPLE_PNG):,} bytes, 320×240)"
     assert panel.messages[1:3] == [
         "crop (40, 30, 200, 150): 160×120 RGB",
         "color BLUE: 320×240 RGB",
@@ -406,3 +406,55 @@ def test_the_panel_uploads_crops_and_recolours(stack_settings: Settings) -> None
     assert len(panel.errors) == 1 and "is empty" in panel.errors[0]
     assert panel.messages[3] == panel.errors[0]  # errors show in the panel too
     assert repr(panel) == f"FilesPanel(user={ALICE!r}, image='panel.png')"
+
+
+def test_the_panel_clicked_from_a_subshell_then_driven_from_cells(
+    stack_settings: Settings,
+) -> None:
+    """Clicks arrive on another thread and loop in JupyterLab; the cells await their work."""
+    from labkit.widgets.files import FilesPanel
+    from tests.widgets.subshell import click_from_another_loop
+
+    async def scenario(lab: FilesLab) -> tuple[FilesPanel, list[str]]:
+        panel = FilesPanel(lab[ALICE])
+        assert panel.before_view.layout.display == "none"  # no broken-image icon yet
+        click_from_another_loop(panel.apply_button.click)  # Transform before any upload
+        await panel.idle()
+        when = datetime.now(UTC)
+        not_an_image = {"name": "notes.txt", "type": "text/plain", "size": 4}
+        click_from_another_loop(
+            lambda: setattr(
+                panel.upload,
+                "value",
+                ({**not_an_image, "content": memoryview(b"text"), "last_modified": when},),
+            )
+        )
+        await panel.idle()
+        explored = list(panel.errors)
+        chosen = {"name": "panel.png", "type": "image/png", "size": len(SAMPLE_PNG)}
+        click_from_another_loop(
+            lambda: setattr(
+                panel.upload,
+                "value",
+                ({**chosen, "content": memoryview(SAMPLE_PNG), "last_modified": when},),
+            )
+        )
+        await panel.idle()
+        panel.transformation.value = "crop"
+        panel.crop_x.value, panel.crop_y.value = (40, 200), (30, 150)
+        click_from_another_loop(panel.apply_button.click)
+        await panel.idle()
+        panel.transformation.value = "rotate"
+        await panel.apply()  # a cell, after the clicks: the same loop, the same client
+        return panel, explored
+
+    panel, explored = run(stack_settings, scenario)
+    assert [error.split(":")[0] for error in explored] == [
+        "upload an image first",
+        "upload of “notes.txt” failed",
+    ]
+    assert panel.messages[-2:] == [
+        "crop (40, 30, 200, 150): 160×120 RGB",
+        "rotate 90: 240×320 RGB",
+    ]
+    assert panel.before_view.layout.display is None and panel.after_view.layout.display is None

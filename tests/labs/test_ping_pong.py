@@ -80,3 +80,41 @@ def test_malformed_ping_is_refused_and_the_server_keeps_answering(lab: Lab) -> N
     error, after = lab.run(scenario)
     assert error.code == "invalid_payload"
     assert after == "echo still there"
+
+
+def test_the_chat_pane_clicked_from_a_subshell_then_from_cells(lab: Lab) -> None:
+    """Browser clicks and Enter arrive on another thread and loop; cells await their lines."""
+    from labkit.widgets.chat import NOTHING_TO_SEND, ChatPane
+    from tests.widgets.subshell import click_from_another_loop
+
+    async def scenario(h: LabHarness) -> tuple[list[str], list[str], list[str]]:
+        alice_side, bob_side = await h.conversation(ALICE), await h.conversation(BOB)
+        alice = ChatPane(alice_side, BOB, "alice")  # type: ignore[arg-type]
+        bob = ChatPane(bob_side, ALICE, "bob")  # type: ignore[arg-type]
+        try:
+            alice.text.value = 'clicked, with "quotes"'
+            click_from_another_loop(alice.button.click)
+            bob.text.value = "entered"
+            enter = {"event": "submit"}  # what the browser sends when Enter is pressed
+            click_from_another_loop(lambda: bob.text._handle_string_msg(None, enter, []))
+            await alice.idle()
+            await bob.idle()
+            click_from_another_loop(alice.button.click)  # the box was emptied: nothing to send
+            await alice.idle()
+            at_bob = await bob.wait_for_line('clicked, with "quotes"', origin=ALICE)
+            at_alice = await alice.wait_for_line("entered", origin=BOB)
+            from_a_cell = await alice.send("from a cell")  # the same connection, the cell loop
+            seen = await bob.wait_for_line(from_a_cell.message, origin=ALICE)
+        finally:
+            for pane in (alice, bob, alice, bob):  # closing twice is fine
+                await pane.close()
+        return (
+            [at_bob.message, at_alice.message, seen.message],
+            alice.errors,
+            [alice.text.value, bob.text.value],
+        )
+
+    lines, errors, boxes = lab.run(scenario)
+    assert lines == ['clicked, with "quotes"', "entered", "from a cell"]
+    assert errors == [NOTHING_TO_SEND]
+    assert boxes == ["", ""]  # a sent line leaves its box

@@ -17,6 +17,7 @@ from tests.labs.streams import (
     unique_user,
     user_connection,
 )
+from tests.widgets.subshell import click_from_another_loop
 
 
 def test_offline_sends_wait_in_the_outbox_and_their_replies_come_after_a_flush(
@@ -55,7 +56,10 @@ def test_offline_sends_wait_in_the_outbox_and_their_replies_come_after_a_flush(
                     panel.flush_button.click()
                     await panel.idle()
                     seen["replies"] = await panel.wait_for_replies(3)
-                    await asyncio.sleep(0.3)  # a duplicate would show up by now
+                    # The sentinel: replies come in stream order, so once its reply is in,
+                    # a duplicate stored before it would have come too.
+                    await panel.send("sentinel")
+                    await panel.wait_for_replies_to(["sentinel"])
                     seen["all replies"] = list(panel.replies)
                     seen["state"] = await panel.refresh_state()
                     seen["repr"] = repr(panel)
@@ -73,10 +77,11 @@ def test_offline_sends_wait_in_the_outbox_and_their_replies_come_after_a_flush(
     assert seen["offline"] == (False, 2, echo[:1])
     assert seen["offline flush"] is False  # nothing can go while offline
     assert seen["online"] == (True, 2, True)  # a new client; Flush sends what waits
-    assert seen["replies"] == seen["all replies"] == echo
+    assert seen["replies"] == echo
+    assert seen["all replies"] == [*echo, f"echo sentinel from {user}"]
     state = seen["state"]
-    assert (state.requests, state.replies) == (3, 3)  # type: ignore[attr-defined]
-    assert seen["repr"] == "PersistencePanel('stream echo', online, pending=0, replies=3)"
+    assert (state.requests, state.replies) == (4, 4)  # type: ignore[attr-defined]
+    assert seen["repr"] == "PersistencePanel('stream echo', online, pending=0, replies=4)"
     assert seen["errors"] == []
     assert seen["closed at the end"] is True
 
@@ -105,3 +110,45 @@ def test_a_failed_reconnect_is_shown_and_the_switch_stays_off(
     online, switch, errors = asyncio.run(scenario())
     assert (online, switch) == (False, False)
     assert any("no route to the server" in error for error in errors), errors
+
+
+def test_the_switch_clicked_from_a_subshell_then_cells_await_the_panel(
+    running_stack: Stack, tmp_path: Path
+) -> None:
+    """The notebook 07 bug: toggled in the browser, the next cells failed on another loop."""
+    settings = running_stack.settings
+    user = unique_user("panel")
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        async def connect() -> Client:
+            return await user_connection(settings, user)
+
+        async with running_lab_server(settings):
+            client = await open_client(await connect(), user, tmp_path / "outbox.db")
+            panel = PersistencePanel(client, connect)
+            try:
+                click_from_another_loop(lambda: setattr(panel.toggle, "value", False))
+                await panel.idle()
+                click_from_another_loop(lambda: setattr(panel.toggle, "value", True))
+                await panel.idle()
+                panel.text.value = "typed in the browser"
+                click_from_another_loop(panel.send_button.click)
+                await panel.idle()
+                await panel.send("sent from a cell")  # the cell loop uses what the clicks made
+                replies = await panel.wait_for_replies_to(
+                    ["typed in the browser", "sent from a cell"]
+                )
+                click_from_another_loop(panel.send_button.click)  # the box is empty now
+                await panel.idle()
+            finally:
+                await panel.close()
+                await panel.close()  # closing twice is fine
+            return replies, panel.errors, panel.online
+
+    replies, errors, online = asyncio.run(scenario())
+    assert replies == [
+        f"echo typed in the browser from {user}",
+        f"echo sent from a cell from {user}",
+    ]
+    assert errors == ["nothing to send: type a message in the box first"]
+    assert online is False
