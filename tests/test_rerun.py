@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ def shared_stack() -> Iterator[None]:
         os.environ["LABKIT_HOME"] = str(stack.settings.home)
         stack.ensure()
         yield
+
+
+def _plain(text: str) -> str:
+    """`text` without the colour codes of IPython's tracebacks."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def _read(path: Path) -> Any:
@@ -77,7 +83,9 @@ def _run_cell(client: Any, cell: Any, index: int, when: str) -> None:
         client.execute_cell(cell, index)
     except CellExecutionError as exc:
         source = "".join(cell.source)[:300]
-        pytest.fail(f"cell {index}, {when}, failed:\n{source}\n---\n{exc}", pytrace=False)
+        pytest.fail(
+            f"cell {index}, {when}, failed:\n{source}\n---\n{_plain(str(exc))}", pytrace=False
+        )
     errors = _errors(cell)
     assert not errors, f"cell {index}, {when}, shows an error: {errors}"
 

@@ -30,8 +30,14 @@ INTRO = """\
 
 Your turn. Replace `____` in each answer cell with your own code and run it;
 the cell after it checks your answer on the real system and says **Correct**,
-or **Not yet** and why. Stuck? `ex1.hint()` gives a hint and `ex1.solution()`
-shows one answer (uncomment the line in the check cell)."""
+or **Not yet** and why. Stuck? The cell after each check gives a hint
+(`ex1.hint()`) or shows one answer (`ex1.solution()`): uncomment a line and run it.
+It works even when your answer cell stopped with an error."""
+HELP = (
+    "# Stuck? Uncomment one line and run this cell (it works even if your answer raised).\n"
+    "# {name}.hint()\n"
+    "# {name}.solution()"
+)
 
 
 def lab_module(number: str) -> ModuleType | None:
@@ -63,11 +69,13 @@ def section(number: str, exercises: Sequence[Exercise]) -> list[NotebookNode]:
         task = f"### Exercise {exercise.number} · {exercise.title}\n\n" + textwrap.fill(
             exercise.prompt, 80, break_long_words=False, break_on_hyphens=False
         )
-        check = f"{exercise.check_code}\n# {exercise.name}.hint()\n# {exercise.name}.solution()"
+        # Hints get a cell of their own: a check cell stops at a NameError when the
+        # answer cell raised, before it reaches any line after the check.
         cells += [
             _cell("markdown", f"{prefix}-task", task),
             _cell("code", f"{prefix}-answer", exercise.placeholder_code),
-            _cell("code", f"{prefix}-check", check),
+            _cell("code", f"{prefix}-check", exercise.check_code),
+            _cell("code", f"{prefix}-help", HELP.format(name=exercise.name)),
         ]
     return cells
 
