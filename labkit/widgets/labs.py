@@ -176,6 +176,7 @@ class WireTap(Panel):
         self._rows: deque[TapRow] = deque(maxlen=max_rows)
         self._decoder = WireDecoder()
         self._subscriptions: list[Subscription] = []
+        self._arrived: asyncio.Condition | None = None
         self.table = widgets.HTML()
         self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), self.table])
         self._render()
@@ -184,6 +185,27 @@ class WireTap(Panel):
     def rows(self) -> list[TapRow]:
         """The rows shown, oldest first."""
         return list(self._rows)
+
+    async def wait_for_row(self, match: Callable[[TapRow], bool], timeout: float = 5.0) -> TapRow:
+        """The newest row `match` accepts, waiting up to `timeout` s for it to arrive.
+
+        A check of what one cell sent: it finds that cell's message whatever else the
+        tap has seen. TimeoutError, saying what the tap saw, when none arrives.
+        """
+        if self._arrived is None:
+            self._arrived = asyncio.Condition()
+        try:
+            async with asyncio.timeout(timeout), self._arrived:
+                while True:
+                    found = [row for row in self._rows if match(row)]
+                    if found:
+                        return found[-1]
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"the tap saw no such message within {timeout:g} s; its last rows: "
+                f"{[(row.subject, row.text) for row in list(self._rows)[-3:]]}"
+            ) from None
 
     @property
     def running(self) -> bool:
@@ -212,6 +234,9 @@ class WireTap(Panel):
         text = self._decoder.decode(msg.subject, data, reply=msg.reply, headers=msg.headers)
         self._rows.append(TapRow(now_text(), msg.subject, len(data), text))
         self._render()
+        if self._arrived is not None:
+            async with self._arrived:
+                self._arrived.notify_all()
 
     def _render(self) -> None:
         self.table.value = table_html(TAP_COLUMNS, (asdict(row) for row in self._rows))
