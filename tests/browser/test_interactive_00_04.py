@@ -1,0 +1,339 @@
+"""Notebooks 00-04 as a person uses them in JupyterLab: every panel clicked, then the cells.
+
+Each test opens a notebook in headless Chromium, runs it up to a panel, drives the
+panel through the page (types, presses Enter, clicks Send, Stop, Start, Log, Register,
+Log in, Log out), runs more cells, clicks again, then runs the rest, and asserts that no
+cell anywhere shows an error. A click in the browser reaches the kernel on a subshell
+thread with its own event loop, unlike a click made from code: only these tests prove
+that the panels hand their work to the cells' loop. A layout test measures the status
+panel's buttons (no overlap, no clipped label) with and without the sidebar.
+Screenshots go to build/screenshots/<notebook>-interactive.png.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.jupyter import NOTEBOOKS, SCREENSHOTS, JupyterLab
+
+pytestmark = pytest.mark.browser
+
+STATUS = "00_start_here.ipynb"
+NSC = "01_nats_and_nsc.ipynb"
+AUTH = "02_auth_service.ipynb"
+ECHO = "03_identified_echo.ipynb"
+CACHE = "04_caching_echo.ipynb"
+UI_TIMEOUT = 20_000  # ms for something clicked to show in the page
+
+
+# --- driving a notebook -------------------------------------------------------------------
+
+
+def _index(lab: JupyterLab, name: str, snippet: str) -> int:
+    """The index of the one cell of `name` whose source holds `snippet`."""
+    cells = lab.notebook(name)["cells"]
+    found = [i for i, cell in enumerate(cells) if snippet in "".join(cell["source"])]
+    assert len(found) == 1, f"{name}: {len(found)} cells hold {snippet!r}"
+    return found[0]
+
+
+def _prompts(notebook: Any) -> list[str]:
+    return [cell.prompt for cell in notebook.cells()]
+
+
+def _select(notebook: Any, index: int) -> None:
+    cell = notebook.panel.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputPrompt").click()
+    cell.and_(notebook.page.locator(".jp-mod-active")).wait_for(timeout=5_000)
+
+
+def _run(notebook: Any, command: str, index: int, watched: int) -> None:
+    """Select cell `index`, Run → `command`; wait until cell `watched` ran anew and all is idle."""
+    before = _prompts(notebook)[watched]
+    _select(notebook, index)
+    notebook.menu("Run", command)
+    deadline = time.monotonic() + 180
+    while True:
+        prompts = _prompts(notebook)
+        ran = re.fullmatch(r"\[\d+\]:", prompts[watched]) and prompts[watched] != before
+        if ran and "[*]:" not in prompts:
+            notebook.wait_until_done()
+            return
+        assert time.monotonic() < deadline, f"{notebook.name}: cell {watched} did not run"
+        time.sleep(0.2)
+
+
+def run_cell(notebook: Any, index: int) -> None:
+    """Run → Run Selected Cell (without advancing), as Ctrl+Enter does."""
+    _run(notebook, "notebook:run-cell", index, index)
+
+
+def run_range(notebook: Any, first: int, last: int) -> None:
+    """Run cells `first`..`last` one by one, as Ctrl+Enter on each would."""
+    cells = notebook.cells()
+    for index in range(first, last + 1):
+        if cells[index].code:
+            run_cell(notebook, index)
+
+
+def run_below(notebook: Any, index: int) -> None:
+    """Run → Run Selected Cell and All Below."""
+    last_code = max(i for i, cell in enumerate(notebook.cells()) if cell.code)
+    _run(notebook, "notebook:run-all-below", index, last_code)
+
+
+def open_to(page: Any, lab: JupyterLab, name: str, index: int) -> Any:
+    """Open `name` and run cells 0..`index` in a fresh kernel; no errors so far."""
+    from tests.browser.notebook_page import NotebookPage
+
+    notebook = NotebookPage(page, lab, name)
+    notebook.open()
+    notebook.restart_and_run_to(index)
+    problems = notebook.problems(upto=index)
+    assert not problems, f"{name} up to cell {index}:\n" + "\n".join(problems)
+    return notebook
+
+
+def finish(notebook: Any) -> None:
+    """No error anywhere in the notebook; a screenshot either way."""
+    try:
+        problems = notebook.problems()
+    finally:
+        notebook.screenshot(SCREENSHOTS / f"{notebook.name.removesuffix('.ipynb')}-interactive.png")
+    assert not problems, f"{notebook.name} after using its panels:\n" + "\n".join(problems)
+
+
+def panel_titled(notebook: Any, title: str) -> Any:
+    """The panel (a VBox) whose bold title is `title`."""
+    from playwright.sync_api import expect
+
+    heading = notebook.page.locator(".widget-html-content").get_by_text(title, exact=True)
+    panel = notebook.panel.locator(".widget-vbox").filter(has=heading)
+    expect(panel).to_have_count(1)
+    return panel
+
+
+def type_into(box: Any, text: str) -> None:
+    box.click()
+    box.fill("")
+    box.press_sequentially(text)
+
+
+def send_with_enter(panel: Any, text: str) -> None:
+    box = panel.locator("input[type=text]")
+    type_into(box, text)
+    box.press("Enter")
+
+
+def send_with_button(panel: Any, text: str) -> None:
+    type_into(panel.locator("input[type=text]"), text)
+    panel.get_by_role("button", name="Send").click()
+
+
+def wait_for_count(panel: Any, text: str, count: int) -> None:
+    """Wait until `text` shows `count` times in `panel` (each reply is one line)."""
+    deadline = time.monotonic() + UI_TIMEOUT / 1000
+    while panel.inner_text().count(text) < count:
+        assert time.monotonic() < deadline, (
+            f"expected {count} x {text!r} in the panel, it shows:\n{panel.inner_text()}"
+        )
+        time.sleep(0.2)
+
+
+def expect_text(locator: Any, text: str | re.Pattern[str]) -> None:
+    from playwright.sync_api import expect
+
+    expect(locator).to_contain_text(text, timeout=UI_TIMEOUT)
+
+
+# --- 00: the status panel ------------------------------------------------------------------
+
+
+def _button_boxes(panel: Any) -> list[dict[str, Any]]:
+    boxes: list[dict[str, Any]] = panel.locator("button").evaluate_all(
+        """buttons => buttons.map(b => {
+             const r = b.getBoundingClientRect();
+             return {label: b.textContent.trim(), title: b.title, x: r.x, y: r.y,
+                     w: r.width, h: r.height, clipped: b.scrollWidth > b.clientWidth + 1};
+           })"""
+    )
+    return boxes
+
+
+def _overlaps(boxes: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for index, a in enumerate(boxes):
+        for b in boxes[index + 1 :]:
+            wide = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+            tall = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+            if wide > 0.5 and tall > 0.5:
+                found.append(f"{a['title'] or a['label']} overlaps {b['title'] or b['label']}")
+    return found
+
+
+def test_status_panel_buttons_never_overlap(lab: JupyterLab, page: Any) -> None:
+    """Every button of the status panel whole and apart, with and without the sidebar."""
+    panel_cell = _index(lab, STATUS, "panel = StackStatusPanel(stack)")
+    notebook = open_to(page, lab, STATUS, panel_cell)
+    panel = panel_titled(notebook, "labkit stack")
+    sidebar_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab").first
+    for sidebar in ("closed", "open"):
+        if sidebar == "open":
+            sidebar_tab.click()  # the file browser, as JupyterLab opens by default
+            page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").wait_for()
+            page.wait_for_timeout(500)  # the notebook lays itself out again
+        panel.scroll_into_view_if_needed()
+        boxes = _button_boxes(panel)
+        assert len(boxes) >= 4 * 2 + 1, f"expected the rows' buttons, found {boxes}"
+        assert not _overlaps(boxes), f"sidebar {sidebar}: " + "; ".join(_overlaps(boxes))
+        clipped = [f"{b['title']}: {b['label']!r}" for b in boxes if b["clipped"]]
+        assert not clipped, f"sidebar {sidebar}: labels cut off: {clipped}"
+        page.screenshot(path=SCREENSHOTS / f"00_start_here-panel-sidebar-{sidebar}.png")
+    sidebar_tab.click()  # closed again, as the other tests expect
+
+
+def test_status_panel_clicked_then_the_cells(lab: JupyterLab, page: Any) -> None:
+    panel_cell = _index(lab, STATUS, "panel = StackStatusPanel(stack)")
+    notebook = open_to(page, lab, STATUS, panel_cell)
+    panel = panel_titled(notebook, "labkit stack")
+
+    panel.locator('button[title="stop nsc"]').click()
+    expect_text(panel, "stopped nsc")
+    panel.locator('button[title="start nsc"]').click()
+    expect_text(panel, re.compile(r"started nsc in|nsc was already running"))
+    panel.locator('button[title="the end of nsc\'s log"]').click()
+    expect_text(panel, "the end of nsc.log")
+    panel.locator('button[title="stop nats"]').click()
+    expect_text(panel, "stopped nats, and nsc")
+    # The next cells stop and start nsc from code: they need nats back, as a person would.
+    panel.locator('button[title="start nats"]').click()
+    expect_text(panel, "started nats, nsc in")
+    run_below(notebook, panel_cell + 1)
+    panel.locator('button[title="restart nsc"]').click()
+    expect_text(panel, "restarted nsc")
+    run_cell(notebook, len(notebook.cells()) - 1)  # the final check, after the clicks
+    finish(notebook)
+
+
+# --- 01: no panel; a person re-runs cells and the whole notebook ---------------------------
+
+
+def test_nsc_lab_cells_run_again_and_again(lab: JupyterLab, page: Any) -> None:
+    connect = _index(lab, NSC, "nc = await nats.connect(")
+    notebook = open_to(page, lab, NSC, connect)
+    run_cell(notebook, connect)  # connect again: keeps the connection
+    run_below(notebook, connect + 1)
+    refuse = _index(lab, NSC, "await nc.publish(forbidden_subject")
+    run_cell(notebook, connect)  # after the close: connects anew
+    run_cell(notebook, refuse)
+    notebook.run_all()  # Run All once more in the same kernel
+    finish(notebook)
+
+
+# --- 02: the auth panel ----------------------------------------------------------------------
+
+
+def test_auth_panel_clicked_then_the_cells(lab: JupyterLab, page: Any) -> None:
+    panel_cell = _index(lab, AUTH, "panel = AuthPanel()")
+    notebook = open_to(page, lab, AUTH, panel_cell)
+    panel = panel_titled(notebook, "labkit auth service")
+    email, password = panel.locator("input[type=text]"), panel.locator("input[type=password]")
+
+    panel.get_by_role("button", name="Register").click()
+    expect_text(panel, "nothing sent: type email and password first")
+    type_into(email, "notanemail")
+    type_into(password, "correct horse battery")
+    panel.get_by_role("button", name="Register").click()
+    expect_text(panel, "could not register notanemail")
+    me = f"learner+{secrets.token_hex(3)}@example.com"
+    type_into(email, me)
+    type_into(password, "correct horse battery")
+    panel.get_by_role("button", name="Register").click()
+    expect_text(panel, f"registered {me}")
+    type_into(password, "correct horse battery")
+    password.press("Enter")  # Enter logs in
+    expect_text(panel, f"logged in as {me}")
+
+    # Alice and bob registered, logged in (the panel shows bob) and connected by the cells,
+    # refused on each other's subjects; then bob logged out by hand, before his cell does.
+    observed = _index(lab, AUTH, "rows = await observer.wait_for(1")
+    run_range(notebook, panel_cell + 1, observed)
+    panel.get_by_role("button", name="Log out").click()
+    expect_text(panel, "logged out bob+")
+    type_into(email, me)
+    type_into(password, "correct horse battery")
+    panel.get_by_role("button", name="Log in").click()
+    expect_text(panel, f"logged in as {me}")
+    run_below(notebook, observed + 1)
+    finish(notebook)
+
+
+# --- 03: the echo panels -----------------------------------------------------------------------
+
+
+def test_echo_panels_used_by_hand_between_the_cells(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    clicked_cell = _index(lab, ECHO, 'identified_panel.text.value = "clicked"')
+    notebook = open_to(page, lab, ECHO, clicked_cell - 1)
+    echo = panel_titled(notebook, "echo")
+    identified = panel_titled(notebook, "identified echo")
+
+    send_with_enter(echo, "typed, then Enter")
+    expect_text(echo, "“typed, then Enter” -> echo typed, then Enter")
+    send_with_button(identified, 'it\'s "quoted"')
+    expect_text(identified, '“it\'s "quoted"” -> echo it\'s "quoted" from')
+    expect(identified.locator("input[type=text]")).to_have_value("")
+    identified.get_by_role("button", name="Send").click()  # nothing typed
+    expect_text(identified, "nothing to send: type a message in the box first")
+
+    # The cell that clicks from code and awaits the panel, right after browser clicks.
+    run_cell(notebook, clicked_cell)
+    send_with_button(identified, "between cells")
+    expect_text(identified, "“between cells” -> echo between cells from")
+    run_cell(notebook, clicked_cell)
+
+    shout_cell = _index(lab, ECHO, "shout_panel = EchoPanel(send_shout")
+    run_range(notebook, clicked_cell + 1, shout_cell)
+    shout = panel_titled(notebook, "shout (served by this notebook)")
+    for text in ("one", "two", "three"):
+        send_with_enter(shout, text)
+        expect_text(shout, f"“{text}” -> {text.upper()} from")
+    send_with_button(shout, "   ")
+    expect_text(shout, "nothing to send")
+    run_below(notebook, shout_cell + 1)
+    tap_text = notebook.panel.locator(".widget-html-content").filter(has_text="your subjects")
+    expect(tap_text.first).to_be_visible()
+    outputs = notebook.panel.locator(".jp-OutputArea").all_inner_texts()
+    assert not [text for text in outputs if "\\'" in text], "quotes shown escaped somewhere"
+    finish(notebook)
+
+
+# --- 04: the cached echo panel -----------------------------------------------------------------
+
+
+def test_cached_echo_panel_used_by_hand_then_the_cells(lab: JupyterLab, page: Any) -> None:
+    panel_cell = _index(lab, CACHE, "panel = EchoPanel(lambda text: send_cached_echo")
+    notebook = open_to(page, lab, CACHE, panel_cell)
+    panel = panel_titled(notebook, "cached echo")
+    sends = ("cache me", "cache me", "hello cache")
+    for index, text in enumerate(sends):
+        (send_with_enter if index % 2 else send_with_button)(panel, text)
+        wait_for_count(panel, " -> echo ", index + 1)
+    first_check = _index(lab, CACHE, "first = await panel.send(hello)")
+    run_cell(notebook, first_check)  # two sends of its own: 3 + 2 lines
+    wait_for_count(panel, " -> echo ", len(sends) + 2)
+    send_with_button(panel, "cache me")
+    wait_for_count(panel, " -> echo ", len(sends) + 3)
+    run_below(notebook, first_check + 1)
+    finish(notebook)
+
+
+def test_the_notebooks_of_this_file_exist() -> None:
+    for name in (STATUS, NSC, AUTH, ECHO, CACHE):
+        assert (NOTEBOOKS / name).is_file(), f"{name} is missing from notebooks/"
