@@ -65,7 +65,7 @@ class AuthPanel:
         self.buttons["login"].on_click(self._on_click(self._login_from_fields))
         self.buttons["logout"].on_click(self._on_click(self.logout))
         for box in (self.email, self.password):
-            on_enter(box, lambda: self._on_click(self._login_from_fields)(None))
+            on_enter(box, lambda: self._on_click(self._login_from_fields)(None), self._cell_loop)
         self.identity_view = widgets.HTML()
         # `out` keeps the lines (what `messages` reads); `log_area.view` shows the newest in view.
         self.log_area = LogView(max_height="10em")

@@ -89,13 +89,42 @@ class CellLoop:
             self._pending.discard(future)
 
 
-def on_enter(text: Any, callback: Callable[[], object]) -> None:
-    """Call `callback()` when Enter is pressed in the Text widget `text`.
+# How long the box must stay unchanged after Enter before the callback runs (below).
+ENTER_SETTLE_SECONDS = 0.2
 
-    The browser sends a "submit" event on Enter; ipywidgets 8 still delivers it through
+
+def on_enter(text: Any, callback: Callable[[], object], cell_loop: CellLoop | None = None) -> None:
+    """Call `callback()` on the cell loop when Enter is pressed in the Text widget `text`.
+
+    The browser sends a "submit" event on Enter (ipywidgets 8 still delivers it through
     `on_submit`, which it marks deprecated in favour of `continuous_update=False`, a
-    value change that also fires when the box merely loses focus: not a "send".
+    value change that also fires when the box merely loses focus: not a "send"). That
+    event can overtake the box's last value update, which the page holds back while an
+    earlier one is unanswered: so the callback runs once the value has stayed the same
+    for ENTER_SETTLE_SECONDS, and `cell_loop.wait()` waits for it. Without a running
+    loop (a script) it runs at once.
     """
+    loop = cell_loop or CellLoop()
+    changes = [0]
+
+    def changed(_change: Any) -> None:
+        changes[0] += 1
+
+    async def when_settled() -> None:
+        while True:
+            seen = changes[0]
+            await asyncio.sleep(ENTER_SETTLE_SECONDS)
+            if changes[0] == seen:
+                break
+        callback()
+
+    def submitted(_text: Any) -> None:
+        try:
+            loop.submit(when_settled())
+        except NoCellLoop:
+            callback()
+
+    text.observe(changed, names="value")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        text.on_submit(lambda _text: callback())
+        text.on_submit(submitted)

@@ -75,10 +75,10 @@ class _SendBox(Panel, ABC):
         self.text = widgets.Text(placeholder=placeholder, layout=widgets.Layout(flex="1"))
         self.button = widgets.Button(description="Send", icon="paper-plane", button_style="info")
         self.button.on_click(self._on_click)
-        on_enter(self.text, lambda: self._on_click(self.button))
         self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
         self.errors: list[str] = []
         self._cell_loop = CellLoop()
+        on_enter(self.text, lambda: self._on_click(self.button), self._cell_loop)
 
     @abstractmethod
     async def send(self, text: str) -> Any:

@@ -64,7 +64,12 @@ def _run(notebook: Any, command: str, index: int, watched: int) -> None:
         if ran and "[*]:" not in prompts:
             notebook.wait_until_done()
             return
-        assert time.monotonic() < deadline, f"{notebook.name}: cell {watched} did not run"
+        if time.monotonic() > deadline:
+            stuck = SCREENSHOTS / f"{notebook.name.removesuffix('.ipynb')}-stuck.png"
+            notebook.page.screenshot(path=stuck)
+            raise AssertionError(
+                f"{notebook.name}: cell {watched} did not run (prompts {prompts}); see {stuck}"
+            )
         time.sleep(0.2)
 
 
@@ -93,6 +98,10 @@ def open_to(page: Any, lab: JupyterLab, name: str, index: int) -> Any:
 
     notebook = NotebookPage(page, lab, name)
     notebook.open()
+    # Edit → Clear Outputs of All Cells: the prompts of the outputs kept in the file (the
+    # checked ones) must not pass for cells that ran (see `_run`).
+    notebook.menu("Edit", "editmenu:clear-all")
+    notebook.panel.locator(".jp-OutputArea-output").first.wait_for(state="detached")
     notebook.restart_and_run_to(index)
     problems = notebook.problems(upto=index)
     assert not problems, f"{name} up to cell {index}:\n" + "\n".join(problems)
@@ -214,7 +223,7 @@ def test_status_panel_clicked_then_the_cells(lab: JupyterLab, page: Any) -> None
     panel.locator('button[title="start nats"]').click()
     expect_text(panel, "started nats, nsc in")
     run_below(notebook, panel_cell + 1)
-    panel.locator('button[title="restart nsc"]').click()
+    panel.locator('button[title="stop nsc, start it again"]').click()
     expect_text(panel, "restarted nsc")
     run_cell(notebook, len(notebook.cells()) - 1)  # the final check, after the clicks
     finish(notebook)

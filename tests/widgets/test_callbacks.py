@@ -138,3 +138,24 @@ def test_call_runs_now_on_the_cell_thread_and_later_from_others() -> None:
 
     main_thread = threading.current_thread().name
     assert asyncio.run(main()) == [f"here {main_thread}", f"handed {main_thread}"]
+
+
+def test_enter_waits_for_the_value_the_page_sent_after_it() -> None:
+    """The page may send Enter before the box's last value: the send uses that value."""
+
+    async def main() -> list[str]:
+        async def echo(text: str) -> str:
+            return f"echo {text}"
+
+        panel = EchoPanel(echo)
+        panel.text.value = "half typ"
+
+        def enter_then_late_value() -> None:
+            panel.text._handle_string_msg(None, {"event": "submit"}, [])
+            panel.text.value = "half typed, then the rest"
+
+        click_from_another_loop(enter_then_late_value)
+        await panel.idle()
+        return panel.replies
+
+    assert asyncio.run(main()) == ["echo half typed, then the rest"]
