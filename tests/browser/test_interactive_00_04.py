@@ -12,13 +12,19 @@ Screenshots go to build/screenshots/<notebook>-interactive.png.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.conftest import _missing, in_ci
 from tests.browser.jupyter import NOTEBOOKS, SCREENSHOTS, JupyterLab
 
 pytestmark = pytest.mark.browser
@@ -29,6 +35,51 @@ AUTH = "02_auth_service.ipynb"
 ECHO = "03_identified_echo.ipynb"
 CACHE = "04_caching_echo.ipynb"
 UI_TIMEOUT = 20_000  # ms for something clicked to show in the page
+
+
+# --- a JupyterLab that sends widget messages over kernel subshells -----------------------
+
+# JupyterLab's default, written out: without the setting in the user's settings, this
+# JupyterLab (4.6) sent every widget message to the main shell here; with it, from the
+# second message of a widget on, to a subshell thread with an event loop of its own (as
+# seen in a learner's JupyterLab). The panels must work both ways.
+SUBSHELL_SETTINGS = {
+    "@jupyterlab/apputils-extension/kernels-settings": {"commsOverSubshells": "perCommTarget"}
+}
+
+
+class SubshellLab(JupyterLab):
+    """The tests' JupyterLab, with comms over subshells switched on explicitly."""
+
+    def _environment(self) -> dict[str, str]:
+        env = super()._environment()
+        for plugin, values in SUBSHELL_SETTINGS.items():
+            path = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / f"{plugin}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        return env
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[JupyterLab]:
+    """As tests/browser/conftest.py's `lab`, with SUBSHELL_SETTINGS."""
+    reason = _missing()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    workdir = Path(tempfile.mkdtemp(prefix="labkit-browser-"))
+    server = SubshellLab(workdir, NOTEBOOKS)
+    try:
+        server.start()
+        yield server
+    finally:
+        leftovers = server.stop()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        if server.log_path.exists():
+            shutil.copyfile(server.log_path, SCREENSHOTS / "jupyterlab-interactive-00-04.log")
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not leftovers, f"processes outlived JupyterLab (now killed): {leftovers}"
 
 
 # --- driving a notebook -------------------------------------------------------------------
@@ -341,6 +392,79 @@ def test_cached_echo_panel_used_by_hand_then_the_cells(lab: JupyterLab, page: An
     wait_for_count(panel, " -> echo ", len(sends) + 3)
     run_below(notebook, first_check + 1)
     finish(notebook)
+
+
+# --- the cell loop: a click on a subshell thread, awaited by a cell ---------------------------
+
+# Here a widget's state changes (a toggle, text typed) reach the kernel on a subshell
+# thread, while custom messages (a Button's click, Enter) reach the main thread: a panel
+# must be right for both. CellLoop is what the panels use to hand work to the cells' loop.
+SUBSHELL_PROBE = [
+    """import asyncio, threading
+import ipywidgets as widgets
+from labkit.widgets.callbacks import CellLoop
+
+cell_loop = CellLoop()
+toggled_on, ran_on = [], []
+
+
+async def slow_work(value):
+    ran_on.append(threading.current_thread().name)
+    await asyncio.sleep(2)  # still running when the next cell awaits it
+
+
+def toggled(change):
+    toggled_on.append(threading.current_thread().name)
+    cell_loop.submit(slow_work(change["new"]))
+
+
+switch = widgets.ToggleButton(description="Switch")
+switch.observe(toggled, "value")
+widgets.VBox([widgets.HTML("<b>probe</b>"), switch])""",
+    """await cell_loop.wait()
+print("RESULT", {"toggled_on": toggled_on, "ran_on": ran_on})""",
+]
+
+
+def test_a_click_on_a_subshell_thread_is_awaited_by_the_next_cell(
+    lab: JupyterLab, page: Any
+) -> None:
+    """A toggle arrives on a subshell thread; its work runs on the cells' loop, awaitable."""
+    name = "subshell_probe.ipynb"  # a scratch notebook in the served copy
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"probe-{index}",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        for index, source in enumerate(SUBSHELL_PROBE)
+    ]
+    notebook_json = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (lab.root / name).write_text(json.dumps(notebook_json))
+    notebook = open_to(page, lab, name, 0)
+    switch = panel_titled(notebook, "probe").get_by_role("button", name="Switch")
+    for _ in range(3):  # the widget's first message goes to the main shell
+        switch.click()
+        notebook.page.wait_for_timeout(300)
+    run_cell(notebook, 1)  # awaits the work while the last is still sleeping
+    finish(notebook)
+    result = notebook.panel.locator(".jp-OutputArea-output").filter(has_text="RESULT")
+    text = result.inner_text()
+    assert "'ran_on': ['MainThread', 'MainThread', 'MainThread']" in text, text
+    toggled_on = re.search(r"'toggled_on': \[([^\]]*)\]", text)
+    assert toggled_on and "subshell" in toggled_on.group(1), (
+        f"expected this JupyterLab to deliver a toggle on a subshell thread: {text}"
+    )
 
 
 def test_the_notebooks_of_this_file_exist() -> None:
