@@ -31,15 +31,25 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def shared_stack() -> Iterator[None]:
-    """One stack for every notebook here, stopped (with all it started) at the end."""
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One stack for every notebook here, in a data directory of its own, stopped at the end.
+
+    Its own directory: notebook 08 leaves its cluster size in the data directory it used.
+    """
     from labkit.stack import Stack
 
-    with Stack() as stack:
-        # Kernels run in notebooks/: hand them this stack's data directory, absolute.
-        os.environ["LABKIT_HOME"] = str(stack.settings.home)
-        stack.ensure()
-        yield
+    before = os.environ.get("LABKIT_HOME")
+    # Kernels inherit it (and run in notebooks/: it must be absolute).
+    os.environ["LABKIT_HOME"] = str(tmp_path_factory.mktemp("rerun") / "home")
+    try:
+        with Stack() as stack:
+            stack.ensure()
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("LABKIT_HOME", None)
+        else:
+            os.environ["LABKIT_HOME"] = before
 
 
 def _plain(text: str) -> str:
