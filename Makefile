@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)            ## start the stack, run every notebook with papermill, stop
 	$(BIN)/python -m labkit run
 
-lab: $(STAMP)            ## start the stack and JupyterLab on notebooks/
+lab: $(STAMP)            ## start the stack and JupyterLab on your copy of the notebooks (work/)
 	$(BIN)/python -m labkit lab
 
 test: lint pytest        ## everything CI runs

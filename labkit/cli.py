@@ -1,4 +1,4 @@
-"""`python -m labkit ...`: up, status, down, creds, server, run, lab, deploy-config."""
+"""`python -m labkit ...`: up, status, down, creds, server, run, lab, reset, deploy-config."""
 
 from __future__ import annotations
 
@@ -67,9 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="build/notebooks")
     run.set_defaults(handler=_run)
 
-    lab = commands.add_parser("lab", help="start the stack and JupyterLab on the notebooks")
+    lab = commands.add_parser(
+        "lab", help="start the stack and JupyterLab on your copy of the notebooks (work/)"
+    )
     lab.add_argument("--port", type=int, default=8888)
     lab.set_defaults(handler=_lab)
+
+    reset = commands.add_parser(
+        "reset", help="put notebooks of your copy (work/) back as the course has them"
+    )
+    reset.add_argument("notebooks", nargs="+", help="file names or numbers (03)")
+    reset.set_defaults(handler=_reset)
 
     deploy = commands.add_parser(
         "deploy-config",
@@ -148,6 +156,17 @@ def _lab(args: argparse.Namespace) -> int:
     from labkit.course import run_lab
 
     return run_lab(port=args.port)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from labkit.course import notebooks_dir
+    from labkit.workcopy import WORK_DIR, reset_notebook
+
+    course = notebooks_dir()
+    for name in args.notebooks:
+        restored = reset_notebook(course, course.parent / WORK_DIR, name)
+        print(f"restored {restored} from {course / restored.name}")
+    return 0
 
 
 def _deploy_config(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ from types import FrameType
 
 from labkit.errors import LabkitError
 from labkit.report import ReportRow, link, notebook_html, render_report
-from labkit.stack import Stack
+from labkit.stack import ComponentStatus, Stack
+from labkit.workcopy import WORK_DIR, WorkCopy, prepare_work_copy
 
 NOTEBOOKS_DIR = Path("notebooks")
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -168,11 +169,14 @@ def run_notebook(notebook: Path, output: Path) -> NotebookResult:
 
 
 def run_lab(port: int = 8888) -> int:
-    """Start the stack, then JupyterLab on the notebooks until Ctrl-C; then stop both.
+    """Start the stack, then JupyterLab on the learner's copy until Ctrl-C; then stop both.
 
-    Components that were already running (`python -m labkit up`) keep running.
+    JupyterLab serves `work/` (see `labkit.workcopy`), never `notebooks/`. Components
+    that were already running (`python -m labkit up`) keep running.
     """
-    folder = notebooks_dir()
+    course = notebooks_dir()
+    work = prepare_work_copy(course, course.parent / WORK_DIR)
+    folder = work.folder
     argv = [
         sys.executable,
         "-m",
@@ -188,13 +192,39 @@ def run_lab(port: int = 8888) -> int:
         argv.append("--allow-root")
     with _stop_cleanly_on_sigterm(), Stack() as stack:
         _share_data_dir(stack)
-        stack.ensure()
-        lab = subprocess.Popen(argv)
+        statuses = stack.ensure()
+        print(lab_banner(stack, statuses, work, port), flush=True)
+        lab = _start_jupyterlab(argv)
         try:
             return lab.wait()
         except KeyboardInterrupt:
             _stop_lab(lab)
             return 0
+
+
+def lab_banner(
+    stack: Stack, statuses: dict[str, ComponentStatus], work: WorkCopy, port: int
+) -> str:
+    """What `make lab` says before JupyterLab starts: the stack, where things are, how to stop."""
+    lines = [f"labkit stack in {stack.settings.home}"]
+    for name, status in statuses.items():
+        pid = f"pid {status.pid}" if status.pid else ""
+        lines.append(f"  {name:<9} {status.state:<10} {status.url or '':<28} {pid}".rstrip())
+    if work.copied:
+        lines.append(f"your copy of the notebooks: {work.folder} (new: {', '.join(work.copied)})")
+    else:
+        lines.append(f"your copy of the notebooks: {work.folder}")
+    lines += [
+        "  JupyterLab saves your work there, never in notebooks/; "
+        "`python -m labkit reset NOTEBOOK` restores one",
+        f"JupyterLab: http://127.0.0.1:{port}/lab (the address with its token follows below)",
+        "everything keeps running until you press Ctrl+C here",
+    ]
+    return "\n".join(lines)
+
+
+def _start_jupyterlab(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv)
 
 
 def _all_notebooks() -> list[Path]:

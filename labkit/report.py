@@ -18,11 +18,21 @@ from typing import Any
 from urllib.parse import quote
 
 from labkit.files import write_atomic
+from labkit.static_widgets import saved_states, widget_html
 
-# papermill saves the widgets' state, and the HTML draws them from it (with the widget
-# manager's script from a CDN). A notebook saved without that state would show empty
-# boxes: its widgets' text/plain reprs (our panels summarise themselves there) instead.
+# papermill saves the widgets' state; the HTML draws each widget from it as static HTML
+# (labkit.static_widgets), so it needs no script from a CDN. A widget whose state was not
+# saved shows its text/plain repr (our panels summarise themselves there).
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# The one part of the HTML that still needs the internet, said at its top.
+OFFLINE_NOTE = (
+    "<div style='padding:6px 12px; margin:8px 0; background:#fff8e1; "
+    "border-left:4px solid #f0b400; font-family:sans-serif; font-size:90%'>"
+    "Saved from a run of the course: the panels show their state at the end of the run. "
+    "The diagrams are drawn by mermaid.js, loaded from cdnjs.cloudflare.com: without an "
+    "internet connection each diagram shows its source text instead."
+    "</div>"
+)
 
 
 def notebook_html(executed: Path) -> Path:
@@ -32,23 +42,44 @@ def notebook_html(executed: Path) -> Path:
 
     # nbformat and nbconvert have no annotations on these.
     notebook = nbformat.read(executed, as_version=4)  # type: ignore[no-untyped-call]
-    without_widget_views(notebook)
+    with_static_widgets(notebook)
     exporter = HTMLExporter()  # type: ignore[no-untyped-call]
     body, _resources = exporter.from_notebook_node(notebook)
+    body = _with_note(body)
     target = executed.with_suffix(".html")
     write_atomic(target, body)
     return target
 
 
-def without_widget_views(notebook: Any) -> None:
-    """Drop widget views when the notebook saved no widget state, so their text shows."""
-    if notebook.get("metadata", {}).get("widgets"):
-        return
+def with_static_widgets(notebook: Any) -> None:
+    """Each widget view as static HTML from the saved state (else its text); no CDN script."""
+    states = saved_states(notebook)
     for cell in notebook.get("cells", []):
         for output in cell.get("outputs", []):
             data = output.get("data") or {}
-            if WIDGET_VIEW in data and len(data) > 1:
+            if WIDGET_VIEW not in data:
+                continue
+            drawn = widget_html(str(data[WIDGET_VIEW].get("model_id", "")), states)
+            if drawn is not None:
+                data["text/html"] = drawn
+            if drawn is not None or len(data) > 1:
                 del data[WIDGET_VIEW]
+    # Without it nbconvert leaves out the widget manager's script (from a CDN) too.
+    notebook.get("metadata", {}).pop("widgets", None)
+
+
+def without_widget_views(notebook: Any) -> None:
+    """Kept for callers of the earlier name: `with_static_widgets`."""
+    with_static_widgets(notebook)
+
+
+def _with_note(body: str) -> str:
+    """OFFLINE_NOTE right after the page's <body ...> tag."""
+    start = body.find("<body")
+    end = body.find(">", start) if start >= 0 else -1
+    if end < 0:
+        return OFFLINE_NOTE + body
+    return body[: end + 1] + OFFLINE_NOTE + body[end + 1 :]
 
 
 def link(target: Path, start: Path) -> str:

@@ -46,3 +46,41 @@ def test_a_widget_without_saved_state_shows_its_text(tmp_path: Path) -> None:
     assert path.with_suffix(".html").is_file()
     assert "StackStatusPanel(nats=running)" in page
     assert "widget-view+json" not in page
+
+
+def test_saved_widgets_become_static_html_without_a_cdn_script(tmp_path: Path) -> None:
+    """The executed notebook's widgets show in the HTML offline: no widget manager script."""
+    state = {
+        "box": {
+            "model_name": "VBoxModel",
+            "state": {"children": ["IPY_MODEL_title", "IPY_MODEL_out", "IPY_MODEL_send"]},
+        },
+        "title": {"model_name": "HTMLModel", "state": {"value": "<b>echo</b>"}},
+        "out": {
+            "model_name": "OutputModel",
+            "state": {
+                "outputs": [
+                    {"output_type": "stream", "name": "stdout", "text": "“hi” -> echo hi\n"},
+                    {"output_type": "stream", "name": "stderr", "text": "nothing to <send>\n"},
+                ]
+            },
+        },
+        "send": {"model_name": "ButtonModel", "state": {"description": "Send"}},
+    }
+    view = {"model_id": "box", "version_major": 2, "version_minor": 0}
+    output = new_output(
+        "display_data", data={WIDGET_VIEW: view, "text/plain": "EchoPanel('echo', replies=1)"}
+    )
+    notebook = new_notebook(cells=[new_code_cell("panel", outputs=[output], execution_count=1)])
+    notebook.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2}
+    }
+    path = tmp_path / "03_echo.ipynb"
+    nbformat.write(notebook, path)
+
+    page = notebook_html(path).read_text()
+
+    assert "<b>echo</b>" in page and "“hi” -&gt; echo hi" in page
+    assert "nothing to &lt;send&gt;" in page and ">Send</span>" in page
+    assert "html-manager" not in page and "widget-view+json" not in page
+    assert "mermaid.js, loaded from cdnjs.cloudflare.com" in page  # said plainly at the top

@@ -6,7 +6,6 @@ dispatch the server runs, and tell hits from misses by watching the cache.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -20,9 +19,19 @@ from labkit.subjects import ECHO_CACHED, any_user, user_subject
 
 FRESH_TTL = 1.0  # seconds the first exercise's cache keeps a reply
 FRESH_ENTRIES = 100  # replies it keeps at most
-# When the first check asks again: well inside the TTL, and just after it.
-STILL_FRESH_AT = 0.7
-EXPIRED_AT = 1.15
+# When the first check asks again, on the cache's own clock: inside the TTL, and after it.
+STILL_FRESH_AT = 0.95
+EXPIRED_AT = 1.05
+
+
+class CheckClock:
+    """A clock the check moves by hand: the cache's time, without waiting or timing luck."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class WatchedCache(Cache):
@@ -66,9 +75,11 @@ class FreshCache(AsyncExercise):
     prompt = (
         "The lab server keeps each reply 5 s. Make `fresh_cache`, a cache for the caching "
         f"echo that keeps each reply {FRESH_TTL:g} second and at most {FRESH_ENTRIES} "
-        "replies (the least recently used go first). The check serves the lab's own "
-        "cached echo with your cache (in memory, through the server's dispatch) and "
-        "times its hits and misses; it takes a little over a second."
+        "replies (the least recently used go first): a `MemoryCache` with the parameters "
+        f"`ttl` (seconds, here {FRESH_TTL:g}) and `max_entries` (here {FRESH_ENTRIES}). "
+        "The check serves the lab's own cached echo with your cache (in memory, through "
+        "the server's dispatch) and asks again just before and at the end of the TTL, on "
+        "the cache's own clock, which it moves itself: no waiting."
     )
     placeholder_code = (
         "from labkit.server import MemoryCache\n"
@@ -87,24 +98,32 @@ fresh_cache = MemoryCache(ttl={FRESH_TTL}, max_entries={FRESH_ENTRIES})
     async def verify(self, answer: object) -> str:
         if not isinstance(answer, Cache):
             raise NotYet(f"fresh_cache is {kind_of(answer)}; make it a `MemoryCache(...)`")
+        clock = CheckClock()
+        answer._clock, kept_clock = clock, answer._clock
+        try:
+            return await self._verify_with(answer, clock)
+        finally:
+            answer._clock = kept_clock
+
+    async def _verify_with(self, answer: Cache, clock: CheckClock) -> str:
         echo = CachedEcho(caching.router, answer)
         user, text = "alice", f"fresh {secrets.token_hex(4)}"  # new to this cache
-        stored_at = time.monotonic()
+        stored_at = clock.now
         if await echo.hit(user, text):
             raise NotYet("a message never asked before came from the cache")
         if not await echo.hit(user, text):
             raise NotYet("asked twice in a row, the second reply was not cached")
-        await _sleep_until(stored_at + STILL_FRESH_AT)
+        clock.now = stored_at + STILL_FRESH_AT
         if not await echo.hit(user, text):
             raise NotYet(
                 f"{STILL_FRESH_AT:g} s after the reply was cached it was gone; keep replies "
-                f"{FRESH_TTL:g} s"
+                f"{FRESH_TTL:g} s (ttl={FRESH_TTL:g})"
             )
-        await _sleep_until(stored_at + EXPIRED_AT)
+        clock.now = stored_at + EXPIRED_AT
         if await echo.hit(user, text):
             raise NotYet(
                 f"{EXPIRED_AT:g} s after the reply was cached it still came from the cache; "
-                f"replies must expire after {FRESH_TTL:g} s"
+                f"replies must expire after {FRESH_TTL:g} s (ttl={FRESH_TTL:g})"
             )
         # The miss just now cached the reply again: it is the newest entry.
         for index in range(FRESH_ENTRIES - 1):
@@ -122,13 +141,10 @@ fresh_cache = MemoryCache(ttl={FRESH_TTL}, max_entries={FRESH_ENTRIES})
                 f"most {FRESH_ENTRIES}"
             )
         return (
-            f"the caching echo served from your cache for {STILL_FRESH_AT:g} s and made a "
-            f"new reply after {EXPIRED_AT:g} s, and the cache held {FRESH_ENTRIES} replies"
+            f"the caching echo served from your cache {STILL_FRESH_AT:g} s after the reply "
+            f"was made and made a new one at {EXPIRED_AT:g} s, and the cache held "
+            f"{FRESH_ENTRIES} replies"
         )
-
-
-async def _sleep_until(deadline: float) -> None:
-    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def keyed_echo_router(key_of: Callable[[str, str], str]) -> Router:

@@ -6,7 +6,8 @@ notebook cell can drive the panel and assert on it.
 
 Errors: a method raises `AuthRequestFailed` (or `NotLoggedIn`) after writing the
 error to the message area; a click only writes it there, since a click has no
-caller to raise to.
+caller to raise to. Enter in the email or password box logs in. A click in the
+browser runs on the thread that runs the notebook's cells (`CellLoop`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ipywidgets as widgets
 from labkit.auth.client import AuthClient, AuthRequestFailed, Login
 from labkit.errors import LabkitError
 from labkit.widgets.base import LogView
+from labkit.widgets.callbacks import CellLoop, on_enter
 
 IDENTITY_LABELS = {
     "user_id": "user id",
@@ -33,6 +35,10 @@ IDENTITY_LABELS = {
 
 class NotLoggedIn(LabkitError):
     """Log out was asked for while nobody is logged in on this panel."""
+
+
+class MissingField(LabkitError):
+    """A button was clicked with the email or password box empty."""
 
 
 class AuthPanel:
@@ -54,9 +60,12 @@ class AuthPanel:
             "login": widgets.Button(description="Log in", button_style="primary", icon="sign-in"),
             "logout": widgets.Button(description="Log out", icon="sign-out"),
         }
+        self._cell_loop = CellLoop()
         self.buttons["register"].on_click(self._on_click(self._register_from_fields))
         self.buttons["login"].on_click(self._on_click(self._login_from_fields))
         self.buttons["logout"].on_click(self._on_click(self.logout))
+        for box in (self.email, self.password):
+            on_enter(box, lambda: self._on_click(self._login_from_fields)(None), self._cell_loop)
         self.identity_view = widgets.HTML()
         # `out` keeps the lines (what `messages` reads); `log_area.view` shows the newest in view.
         self.log_area = LogView(max_height="10em")
@@ -117,6 +126,12 @@ class AuthPanel:
         self._say(f"logged in as {login.email} (user id {login.user_id})")
         return login
 
+    def use(self, login: Login) -> None:
+        """Show `login` (made here or elsewhere): Log out then acts on it."""
+        self.login_result = login
+        self._show()
+        self._say(f"showing {login.email} (user id {login.user_id})")
+
     def logout(self) -> dict[str, Any]:
         """Log out the user shown: revokes their tokens and NATS creds (cuts connections)."""
         login = self.login_result
@@ -157,19 +172,38 @@ class AuthPanel:
         return self.client.logout(self.client.refresh(login))
 
     def _register_from_fields(self) -> object:
-        return self.register(self.email.value, self.password.value)
+        self._require_fields("register")
+        return self.register(self.email.value.strip(), self.password.value)
 
     def _login_from_fields(self) -> object:
-        return self.login(self.email.value, self.password.value)
+        self._require_fields("log in")
+        return self.login(self.email.value.strip(), self.password.value)
+
+    def _require_fields(self, action: str) -> None:
+        missing = [
+            name
+            for name, box in (("email", self.email), ("password", self.password))
+            if not box.value.strip()
+        ]
+        if missing:
+            message = f"nothing sent: type {' and '.join(missing)} first, then {action}"
+            self._report_error(message)
+            raise MissingField(message)
 
     def _on_click(self, action: Callable[[], object]) -> Callable[[Any], None]:
-        def handle(_button: Any) -> None:
+        # The password is read now, on the click's own thread, before the box is emptied.
+        def act(email: str, password: str) -> None:
+            self.email.value, self.password.value = email, password
             try:
                 # The error is already in the message area; a click has no caller to raise to.
                 with contextlib.suppress(LabkitError):
                     action()
             finally:
                 self.password.value = ""
+
+        def handle(_button: Any) -> None:
+            email, password = self.email.value, self.password.value
+            self._cell_loop.call(lambda: act(email, password))
 
         return handle
 

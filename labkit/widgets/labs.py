@@ -4,8 +4,10 @@ Each one is clicked in JupyterLab and driven from code alike: `await panel.send(
 does what the Send button does and returns the answer, and what the panel shows is
 readable (`replies`, `rows`, `transcript`), so a notebook cell can assert on it.
 
-A click cannot await, so it schedules the send as a task on the kernel's running
-event loop; `await panel.idle()` waits for the sends clicks have started. Lines go
+A click cannot await, so it hands the send to the loop that runs the notebook's cells
+(a click in the browser arrives on another thread, see `labkit.widgets.callbacks`);
+`await panel.idle()` waits for the sends clicks have started. Enter in a text box
+sends too. Lines go
 to Output widgets with `append_stdout`/`append_stderr`, which land in the widget
 under papermill, nbval and a browser alike (a `with out:` block does not).
 """
@@ -28,6 +30,7 @@ from nats.errors import ConnectionClosedError
 
 from labkit.labs.ping_pong import Conversation
 from labkit.widgets.base import FOLLOW_END, Panel
+from labkit.widgets.callbacks import CellLoop, NoCellLoop, on_enter
 from labkit.widgets.wire import WireDecoder, now_text, table_html
 
 _SCROLL = {"max_height": "16em", "overflow": "auto"}
@@ -41,6 +44,11 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def quoted(text: str) -> str:
+    """`text` between curly quotes, as typed: no escaped quotes (repr would write \\')."""
+    return f"“{text}”"
+
+
 def _connection_closed(error: BaseException | None) -> bool:
     """True when `error`, or what it was raised from, is nats-py's "connection closed"."""
     seen: set[int] = set()
@@ -52,8 +60,16 @@ def _connection_closed(error: BaseException | None) -> bool:
     return False
 
 
+NOTHING_TO_SEND = "nothing to send: type a message in the box first"
+
+
 class _SendBox(Panel, ABC):
-    """A Text box and a Send button whose click runs `send(text)` on the running loop."""
+    """A Text box and a Send button; a click (or Enter) runs `send(text)` on the cell loop.
+
+    The cell loop is the one running when the box is built (see `CellLoop`): a click in
+    the browser arrives on another thread and loop, and the connection `send` uses
+    belongs to the cell loop.
+    """
 
     def __init__(self, placeholder: str) -> None:
         self.text = widgets.Text(placeholder=placeholder, layout=widgets.Layout(flex="1"))
@@ -61,16 +77,16 @@ class _SendBox(Panel, ABC):
         self.button.on_click(self._on_click)
         self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
         self.errors: list[str] = []
-        self._clicks: set[asyncio.Future[Any]] = set()
+        self._cell_loop = CellLoop()
+        on_enter(self.text, lambda: self._on_click(self.button), self._cell_loop)
 
     @abstractmethod
     async def send(self, text: str) -> Any:
         """Send `text`; what a click does too."""
 
     async def idle(self) -> None:
-        """Wait until every send started by a click has finished."""
-        while self._clicks:
-            await asyncio.gather(*list(self._clicks), return_exceptions=True)
+        """Wait until every send started by a click (or Enter) has finished."""
+        await self._cell_loop.wait()
 
     @property
     def _input_row(self) -> Any:
@@ -79,23 +95,20 @@ class _SendBox(Panel, ABC):
     def _on_click(self, _button: Any) -> None:
         text = self.text.value
         if not text.strip():
+            self._report(NOTHING_TO_SEND)
             return
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            # Widget callbacks run on the kernel's loop; without one there is nowhere to send.
-            self._report("no running event loop: call `await panel.send(...)` instead")
-            return
-        click = asyncio.ensure_future(self._send_clicked(text))
-        self._clicks.add(click)
-        click.add_done_callback(self._clicks.discard)
+            self._cell_loop.submit(self._send_clicked(text))
+        except NoCellLoop as exc:
+            self._report(str(exc))
 
     async def _send_clicked(self, text: str) -> None:
         try:
             await self.send(text)
         except Exception:  # `send` has shown it in the panel; a click has no caller to raise to
             return
-        self.text.value = ""
+        if self.text.value == text:  # (not what was typed since)
+            self.text.value = ""
 
     def _say(self, line: str) -> None:
         self.out.append_stdout(line + "\n")
@@ -122,10 +135,10 @@ class EchoPanel(_SendBox):
         try:
             reply = await self._send(text)
         except Exception as exc:
-            self._report(f"{text!r} failed: {_describe(exc)}")
+            self._report(f"{quoted(text)} failed: {_describe(exc)}")
             raise
         self.replies.append(reply)
-        self._say(f"{text!r} -> {reply}")
+        self._say(f"{quoted(text)} -> {reply}")
         return reply
 
     def __repr__(self) -> str:
@@ -163,6 +176,7 @@ class WireTap(Panel):
         self._rows: deque[TapRow] = deque(maxlen=max_rows)
         self._decoder = WireDecoder()
         self._subscriptions: list[Subscription] = []
+        self._arrived: asyncio.Condition | None = None
         self.table = widgets.HTML()
         self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), self.table])
         self._render()
@@ -171,6 +185,27 @@ class WireTap(Panel):
     def rows(self) -> list[TapRow]:
         """The rows shown, oldest first."""
         return list(self._rows)
+
+    async def wait_for_row(self, match: Callable[[TapRow], bool], timeout: float = 5.0) -> TapRow:
+        """The newest row `match` accepts, waiting up to `timeout` s for it to arrive.
+
+        A check of what one cell sent: it finds that cell's message whatever else the
+        tap has seen. TimeoutError, saying what the tap saw, when none arrives.
+        """
+        if self._arrived is None:
+            self._arrived = asyncio.Condition()
+        try:
+            async with asyncio.timeout(timeout), self._arrived:
+                while True:
+                    found = [row for row in self._rows if match(row)]
+                    if found:
+                        return found[-1]
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"the tap saw no such message within {timeout:g} s; its last rows: "
+                f"{[(row.subject, row.text) for row in list(self._rows)[-3:]]}"
+            ) from None
 
     @property
     def running(self) -> bool:
@@ -199,6 +234,9 @@ class WireTap(Panel):
         text = self._decoder.decode(msg.subject, data, reply=msg.reply, headers=msg.headers)
         self._rows.append(TapRow(now_text(), msg.subject, len(data), text))
         self._render()
+        if self._arrived is not None:
+            async with self._arrived:
+                self._arrived.notify_all()
 
     def _render(self) -> None:
         self.table.value = table_html(TAP_COLUMNS, (asdict(row) for row in self._rows))

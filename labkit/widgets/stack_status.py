@@ -3,6 +3,11 @@
 Everything a click does is also a method (`start`, `stop`, `restart`, `log`,
 `refresh`), and the panel's current table is readable (`rows`, `states`,
 `messages`), so a later notebook cell can drive the panel and assert on what it shows.
+
+A Stop takes down what needs the component too (`nsc` takes `auth` along); the panel
+remembers it, and Start brings them back. A click in the browser runs on the thread
+that runs the notebook's cells (`CellLoop`), where the stack ties the processes it
+starts to the kernel.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import ipywidgets as widgets
 
 from labkit.errors import LabkitError
 from labkit.stack import ComponentStatus, Stack
+from labkit.stack.component import base_name
 from labkit.widgets.base import Panel
+from labkit.widgets.callbacks import CellLoop
 
 COLUMNS = ("name", "state", "url", "pid")
 LOG_LINES = 10
 _STATE_COLOURS = {"running": "green", "unhealthy": "darkorange", "stopped": "gray"}
-_GRID_COLUMNS = "7em 7em minmax(16em, 1fr) 6em 5em 5em 5.5em 5em"
+# name, state, url, pid, the row's buttons. The buttons share one cell that wraps when
+# the notebook is narrow, each as wide as its label: they never overlap.
+_GRID_COLUMNS = "max-content max-content minmax(8em, 1fr) max-content minmax(max-content, auto)"
+_BUTTON_LAYOUT = {"width": "auto", "min_width": "max-content", "margin": "0 4px 2px 0"}
 _LOG_STYLE = "max-height:14em; overflow:auto; font-size:85%; margin:0"
 
 
@@ -44,14 +54,17 @@ class StackStatusPanel(Panel):
 
     def __init__(self, stack: Stack | None = None) -> None:
         self.stack = stack or Stack()
+        # What each Stop took down along with the component: its Start brings them back.
+        self.taken_down: dict[str, list[str]] = {}
+        self._cell_loop = CellLoop()
         self.out = widgets.Output(layout=widgets.Layout(max_height="12em", overflow="auto"))
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
-        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.refresh_button.on_click(lambda _button: self._cell_loop.call(self.refresh))
         self.buttons: dict[str, dict[str, Any]] = {}
         self._rows: dict[str, _RowWidgets] = {}
         self._statuses = self.stack.status()
         cells: list[Any] = [widgets.HTML(f"<b>{column}</b>") for column in COLUMNS]
-        cells += [widgets.Label("") for _ in range(4)]
+        cells += [widgets.HTML("<b>actions</b>")]
         for name in self._statuses:
             cells += self._make_row(name)
         self.grid = widgets.GridBox(
@@ -121,16 +134,22 @@ class StackStatusPanel(Panel):
             self.buttons[name]["log"].value = False
 
     def start(self, name: str) -> dict[str, ComponentStatus]:
-        """Start `name` (and what it needs) unless it already runs healthy."""
+        """Start `name` (and what it needs) unless it already runs healthy.
+
+        What an earlier Stop of `name` took down with it comes back too.
+        """
         before = self.states
+        # Replicas (`server#2`) come back with their kind.
+        along = list(dict.fromkeys(base_name(n) for n in self.taken_down.get(name, [])))
         began = time.monotonic()
         try:
-            started = self.stack.ensure(name)
+            started = self.stack.ensure(name, *along)
         except LabkitError as exc:
             self._report_error(f"could not start {name}: {exc}")
             raise
         finally:
             self.refresh()
+        self.taken_down.pop(name, None)
         fresh = [n for n in started if before.get(n) != "running"]
         if fresh:
             seconds = time.monotonic() - began
@@ -150,13 +169,17 @@ class StackStatusPanel(Panel):
             raise
         finally:
             self.refresh()
+        self.taken_down.pop(name, None)  # the restart brought them back
         seconds = time.monotonic() - began
         fresh = [n for n, status in statuses.items() if status.pid != before.get(n)]
         self._say(f"restarted {', '.join(fresh)} in {seconds:.1f} s")
         return statuses
 
     def stop(self, name: str) -> list[str]:
-        """Stop `name` and whatever needs it (stopping nats stops nsc too)."""
+        """Stop `name` and whatever needs it (stopping nats stops nsc too).
+
+        The panel says what else stopped, and `start(name)` brings it back.
+        """
         try:
             stopped = self.stack.down(name)
         except LabkitError as exc:
@@ -164,7 +187,21 @@ class StackStatusPanel(Panel):
             raise
         finally:
             self.refresh()
-        self._say(f"stopped {', '.join(stopped)}" if stopped else f"{name} was not running")
+        if not stopped:
+            self._say(f"{name} was not running")
+            return stopped
+        along = [n for n in stopped if n != name]
+        if along:
+            self.taken_down[name] = [*self.taken_down.get(name, []), *along]
+            for other in along:  # started again on their own, they owe nothing to `name`
+                self.taken_down.pop(other, None)
+            needs, them = ("needs", "it") if len(along) == 1 else ("need", "them")
+            self._say(
+                f"stopped {name}, and {', '.join(along)}, which {needs} it: "
+                f"Start {name} brings {them} back"
+            )
+        else:
+            self._say(f"stopped {name}")
         return stopped
 
     # display
@@ -177,25 +214,50 @@ class StackStatusPanel(Panel):
         log = widgets.HTML(layout=widgets.Layout(display="none"))
         row = _RowWidgets(widgets.Label(), widgets.Label(), widgets.Label(), log)
         self._rows[name] = row
-        start = widgets.Button(description="Start", button_style="success", tooltip=f"start {name}")
-        stop = widgets.Button(description="Stop", button_style="danger", tooltip=f"stop {name}")
-        restart = widgets.Button(
-            description="Restart", button_style="warning", tooltip=f"stop {name}, start it again"
+        start = widgets.Button(
+            description="Start",
+            button_style="success",
+            tooltip=f"start {name}",
+            layout=widgets.Layout(**_BUTTON_LAYOUT),
         )
-        log_button = widgets.ToggleButton(description="Log", tooltip=f"the end of {name}'s log")
+        stop = widgets.Button(
+            description="Stop",
+            button_style="danger",
+            tooltip=f"stop {name}",
+            layout=widgets.Layout(**_BUTTON_LAYOUT),
+        )
+        restart = widgets.Button(
+            description="Restart",
+            button_style="warning",
+            tooltip=f"stop {name}, start it again",
+            layout=widgets.Layout(**_BUTTON_LAYOUT),
+        )
+        log_button = widgets.ToggleButton(
+            description="Log",
+            tooltip=f"the end of {name}'s log",
+            layout=widgets.Layout(**_BUTTON_LAYOUT),
+        )
         start.on_click(self._on_click(self.start, name))
         stop.on_click(self._on_click(self.stop, name))
         restart.on_click(self._on_click(self.restart, name))
         log_button.observe(self._on_log_toggle(name), names="value")
         self.buttons[name] = {"start": start, "stop": stop, "restart": restart, "log": log_button}
-        return [widgets.Label(name), row.state, row.url, row.pid, start, stop, restart, log_button]
+        actions = widgets.HBox(
+            [start, stop, restart, log_button],
+            layout=widgets.Layout(flex_flow="row wrap", width="auto"),
+        )
+        return [widgets.Label(name), row.state, row.url, row.pid, actions]
 
     def _on_log_toggle(self, name: str) -> Callable[[dict[str, Any]], None]:
-        def toggle(change: dict[str, Any]) -> None:
-            if change["new"]:
+        def show_or_hide(shown: bool) -> None:
+            if shown:
                 self._show_log(name, self.stack.log_tail(name, LOG_LINES))
             else:
                 self._rows[name].log.layout.display = "none"
+
+        def toggle(change: dict[str, Any]) -> None:
+            shown = bool(change["new"])
+            self._cell_loop.call(lambda: show_or_hide(shown))
 
         return toggle
 
@@ -210,10 +272,14 @@ class StackStatusPanel(Panel):
         view.layout.display = None
 
     def _on_click(self, action: Callable[[str], object], name: str) -> Callable[[Any], None]:
-        def handle(_button: Any) -> None:
+        def act() -> None:
             # The error is already in the message area; a click has no caller to raise to.
             with contextlib.suppress(LabkitError):
                 action(name)
+
+        def handle(_button: Any) -> None:
+            # On the cell loop's thread: processes started there end with the kernel.
+            self._cell_loop.call(act)
 
         return handle
 

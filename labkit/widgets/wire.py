@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from labkit.protocol import (
@@ -48,7 +48,9 @@ INBOX_PREFIX = "_INBOX"
 # Longer cells (presigned URLs) are cut in the table; the rows keep the whole text.
 MAX_CELL_CHARS = 160
 # The auth service's user ids are ULIDs (26 characters of Crockford's base32): the table
-# shows their first SHORT_ID_CHARS; a reply inbox, its user and the end of its random part.
+# shows their last SHORT_ID_CHARS, the random part (the first ten characters are the time
+# the user was made, the same for two learners who registered together); a reply inbox,
+# its user and the end of its own random part.
 ULID = re.compile(r"[0-7][0-9a-hjkmnp-tv-z]{25}", re.IGNORECASE)
 SHORT_ID_CHARS = 6
 SHORT_INBOX_TAIL = 4
@@ -182,9 +184,49 @@ def parse(kind: type[Message] | None, data: bytes) -> str:
 
 
 def show(message: Message) -> str:
-    """`EchoRequest{message: "hi"}`: the type and its fields on one line."""
-    fields = text_format.MessageToString(message, as_one_line=True)
-    return f"{type(message).__name__}{{{fields}}}"
+    """`EchoRequest{message: "hi"}`: the type and its fields on one line.
+
+    Text shows as it was typed (quotes and accents unescaped, unlike protobuf's text
+    format); only line breaks and other control characters are written as escapes.
+    """
+    return f"{type(message).__name__}{{{_fields(message)}}}"
+
+
+def _fields(message: Message) -> str:
+    shown = []
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated:
+            shown.append(f"{field.name} {{ {_fields(value)} }}")  # as protobuf's text format
+        elif field.is_repeated:
+            items = ", ".join(_value(field, item) for item in value)
+            shown.append(f"{field.name}: [{items}]")
+        else:
+            shown.append(f"{field.name}: {_value(field, value)}")
+    return " ".join(shown)
+
+
+def _value(field: FieldDescriptor, value: object) -> str:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(value, Message):
+        return f"{{ {_fields(value)} }}"
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return f'"{_CONTROL.sub(_escape_control, str(value))}"'
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return repr(value)
+    if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+        number = value if isinstance(value, int) else 0
+        named = field.enum_type.values_by_number.get(number)
+        return named.name if named is not None else str(value)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return "true" if value else "false"
+    return str(value)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char, f"\\x{ord(char):02x}")
 
 
 def now_text() -> str:
@@ -193,22 +235,26 @@ def now_text() -> str:
 
 
 def short_user(user: str) -> str:
-    """A ULID user id as its first SHORT_ID_CHARS and "…"; any other id as it is."""
+    """A ULID user id as "…" and its last SHORT_ID_CHARS (its random end); others as they are.
+
+    Two learners who registered in the same millisecond share a ULID's first ten
+    characters (its time), never its end.
+    """
     if ULID.fullmatch(user):
-        return user[:SHORT_ID_CHARS] + "…"
+        return "…" + user[-SHORT_ID_CHARS:]
     return user
 
 
 def short_subject(subject: str) -> str:
-    """`subject` for the eye: `_INBOX.01m8kq….850e`, `01m8kq….echo.shout`.
+    """`subject` for the eye: `_INBOX.…eaxe2z.…850e`, `…eaxe2z.echo.shout`.
 
-    A reply inbox, `_INBOX.<user>.<random>[.<random>]`, keeps the first SHORT_ID_CHARS
-    of its user and its last SHORT_INBOX_TAIL characters (enough to pair replies by eye);
-    in other subjects, ULID user ids are cut (`short_user`). Never longer than `subject`.
+    A reply inbox, `_INBOX.<user>.<random>[.<random>]`, keeps its user (`short_user`)
+    and its last SHORT_INBOX_TAIL characters (enough to pair replies by eye); in other
+    subjects, ULID user ids are cut (`short_user`). Never longer than `subject`.
     """
     tokens = subject.split(".")
     if tokens[0] == INBOX_PREFIX and len(tokens) > 2:
-        short = f"{INBOX_PREFIX}.{tokens[1][:SHORT_ID_CHARS]}….{subject[-SHORT_INBOX_TAIL:]}"
+        short = f"{INBOX_PREFIX}.{short_user(tokens[1])}.…{subject[-SHORT_INBOX_TAIL:]}"
     else:
         short = ".".join(short_user(token) for token in tokens)
     return short if len(short) < len(subject) else subject

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -129,6 +130,28 @@ class ObserverTap(Panel):
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.rows
+
+    async def wait_for_row(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The newest row `match` accepts, waiting up to `timeout` s for it to arrive.
+
+        A check of what one cell sent: it finds that cell's message whatever else the
+        tap has seen. TimeoutError, saying what the tap saw, when none arrives.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    found = [row for row in self._rows if match(row)]
+                    if found:
+                        return dict(found[-1])
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            last = [(row["subject"], row["message"]) for row in list(self._rows)[-3:]]
+            raise TimeoutError(
+                f"the observer saw no such message within {timeout:g} s; its last rows: {last}"
+            ) from None
 
     def clear(self) -> None:
         """Empty the table (`seen` keeps counting)."""

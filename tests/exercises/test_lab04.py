@@ -14,13 +14,14 @@ from tests.exercises.checking import assert_not_yet, run_check
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
-        (MemoryCache(ttl=5, max_entries=100), "1.15 s after the reply was cached it still came"),
-        (MemoryCache(ttl=0.5, max_entries=100), "0.7 s after the reply was cached it was gone"),
+        (MemoryCache(ttl=5, max_entries=100), "1.05 s after the reply was cached it still came"),
+        (MemoryCache(ttl=0.5, max_entries=100), "0.95 s after the reply was cached it was gone"),
+        (MemoryCache(ttl=0.9, max_entries=100), "0.95 s after the reply was cached it was gone"),
         (MemoryCache(ttl=1, max_entries=10), "after 99 other replies the first was no longer"),
         (MemoryCache(ttl=1), "after 100 newer replies the first was still cached"),
         (1.0, "fresh_cache is a float; make it a `MemoryCache(...)`"),
     ],
-    ids=["5 s", "half a second", "too few entries", "unbounded", "a number"],
+    ids=["5 s", "half a second", "just short", "too few entries", "unbounded", "a number"],
 )
 def test_fresh_cache_wrong(answer: object, says: str) -> None:
     assert_not_yet(run_check(FreshCache(), answer), says)
@@ -30,6 +31,20 @@ def test_a_cache_already_used_is_checked_afresh() -> None:
     cache = MemoryCache(ttl=1, max_entries=100)
     assert run_check(FreshCache(), cache).correct
     assert run_check(FreshCache(), cache).correct
+
+
+def test_the_check_moves_the_cache_clock_and_gives_it_back() -> None:
+    """No waiting: the check sets the cache's own clock, then restores the learner's."""
+    ticks: list[float] = []
+
+    def learners_clock() -> float:
+        ticks.append(0.0)
+        return 1000.0 + len(ticks)
+
+    cache = MemoryCache(ttl=1, max_entries=100, clock=learners_clock)
+    assert run_check(FreshCache(), cache).correct
+    assert ticks == [], "the check used its own clock"
+    assert cache._clock is learners_clock
 
 
 calls = itertools.count()

@@ -118,7 +118,7 @@ def test_a_wire_tap_shows_short_subjects_and_keeps_them_whole() -> None:
     assert [row.subject for row in tap.rows] == [f"{USER_ID}.echo", INBOX]
     assert tap.rows[1].text == f'EchoResponse{{message: "echo hi from {USER_ID}"}}'
     table = tap.table.value
-    assert "<code>01m8kq….echo</code>" in table and "<code>_INBOX.01m8kq….850e</code>" in table
+    assert "<code>…eaxe2z.echo</code>" in table and "<code>_INBOX.…eaxe2z.…850e</code>" in table
     assert f"title='{INBOX}'" in table and "position:sticky" in table
 
 
@@ -129,7 +129,7 @@ def test_the_observer_tap_shows_short_subjects_and_senders() -> None:
     (row,) = tap.rows
     assert row["subject"] == INBOX and row["sender"] == USER_ID
     table = tap.table.value
-    assert "<code>_INBOX.01m8kq….850e</code>" in table and ">01m8kq…</td>" in table
+    assert "<code>_INBOX.…eaxe2z.…850e</code>" in table and ">…eaxe2z</td>" in table
     assert f"title='{USER_ID}'" in table
 
 
@@ -182,7 +182,7 @@ def test_a_closed_connection_says_what_to_do() -> None:
         panel = EchoPanel(send)
         with pytest.raises(Exception):  # noqa: B017 - either error: the panel only reports it
             asyncio.run(panel.send("hi"))
-        assert panel.errors == [f"'hi' failed: {CONNECTION_CLOSED}"]
+        assert panel.errors == [f"“hi” failed: {CONNECTION_CLOSED}"]
     assert CONNECTION_CLOSED == "the connection is closed; run the notebook's connect cell again"
 
 
@@ -193,4 +193,4 @@ def test_other_failures_still_say_what_they_are() -> None:
     panel = EchoPanel(refused)
     with pytest.raises(TimeoutError):
         asyncio.run(panel.send("hi"))
-    assert panel.errors == ["'hi' failed: TimeoutError"]
+    assert panel.errors == ["“hi” failed: TimeoutError"]

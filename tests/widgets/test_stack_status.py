@@ -61,3 +61,38 @@ def test_an_open_log_follows_a_restart(stack: Stack) -> None:
     assert view.value.count("labkit: starting nsc") == 1
     panel.restart("nsc")
     assert view.value.count("labkit: starting nsc") == 2, "read again after the restart"
+
+
+def test_start_brings_back_what_a_stop_took_down(settings: Settings) -> None:
+    stack = Stack(settings)
+    stack.ensure("auth")
+    try:
+        panel = StackStatusPanel(stack)
+        auth_pid = stack.status()["auth"].pid
+
+        panel.buttons["nsc"]["stop"].click()
+
+        assert panel.states["nsc"] == panel.states["auth"] == "stopped"
+        assert panel.messages[-1] == (
+            "stopped nsc, and auth, which needs it: Start nsc brings it back"
+        )
+        panel.buttons["nsc"]["start"].click()
+        assert panel.states["nsc"] == panel.states["auth"] == "running", panel.messages
+        assert stack.status()["auth"].pid != auth_pid
+        assert panel.messages[-1].startswith("started nsc, auth in "), panel.messages
+        # Stopped on its own, nothing else: Start nsc then starts only nsc.
+        panel.stop("auth")
+        assert panel.messages[-1] == "stopped auth"
+        panel.start("nsc")
+        assert panel.messages[-1] == "nsc was already running"
+        assert panel.states["auth"] == "stopped"
+    finally:
+        stack.down()
+
+
+def test_every_button_is_as_wide_as_its_label(stack: Stack) -> None:
+    """The browser layout test (tests/browser) measures it; here, what makes it so."""
+    panel = StackStatusPanel(stack)
+    for buttons in panel.buttons.values():
+        for button in buttons.values():
+            assert button.layout.width == "auto" and button.layout.min_width == "max-content"

@@ -190,10 +190,10 @@ INBOX = f"_INBOX.{USER_ID}.Sfj74gFxZBzWtYKwjNiDpc.Sfj74gFxZBzWtYKwjNiDwK850e"
 @pytest.mark.parametrize(
     ("subject", "shown"),
     [
-        (INBOX, "_INBOX.01m8kq….850e"),
-        ("_INBOX.alice.Sfj74gFxZBzWtYKwjNiDpc.7", "_INBOX.alice….pc.7"),
-        (f"{USER_ID}.echo.shout", "01m8kq….echo.shout"),
-        (f"persist.{USER_ID}.echo.stream", "persist.01m8kq….echo.stream"),
+        (INBOX, "_INBOX.…eaxe2z.…850e"),
+        ("_INBOX.alice.Sfj74gFxZBzWtYKwjNiDpc.7", "_INBOX.alice.…pc.7"),
+        (f"{USER_ID}.echo.shout", "…eaxe2z.echo.shout"),
+        (f"persist.{USER_ID}.echo.stream", "persist.…eaxe2z.echo.stream"),
         # Short enough already: shown as they are.
         ("alice.echo.shout", "alice.echo.shout"),
         ("_INBOX.alice.x.0", "_INBOX.alice.x.0"),
@@ -207,18 +207,35 @@ def test_long_subjects_are_shortened_for_display(subject: str, shown: str) -> No
 
 
 def test_only_ulid_user_ids_are_shortened() -> None:
-    assert short_user(USER_ID) == "01m8kq…"
-    assert short_user(USER_ID.upper()) == "01M8KQ…"
+    assert short_user(USER_ID) == "…eaxe2z"
+    assert short_user(USER_ID.upper()) == "…EAXE2Z"
     for user in ("alice", "tap-alice", "observer", "x" * 26, USER_ID + "x"):
         assert short_user(user) == user
+
+
+def test_two_users_made_in_the_same_millisecond_look_different() -> None:
+    # The same ULID time prefix (first ten characters), different random ends.
+    alice, bob = "01m8kqxcy1" + "6mk5zxf7kteaxe2z", "01m8kqxcy1" + "q3vd0h9w2pnbr4st"
+    assert short_user(alice) != short_user(bob)
+    assert short_subject(f"{alice}.echo") != short_subject(f"{bob}.echo")
+    assert short_subject(f"_INBOX.{alice}.x.{'y' * 22}") != short_subject(
+        f"_INBOX.{bob}.x.{'y' * 22}"
+    )
+
+
+def test_text_shows_as_typed_not_escaped() -> None:
+    typed = 'it\'s "quoted" – café'
+    assert show(EchoRequest(message=typed)) == f'EchoRequest{{message: "{typed}"}}'
+    assert show(EchoRequest(message="two\nlines")) == 'EchoRequest{message: "two\\nlines"}'
+    assert show(EchoRequest()) == "EchoRequest{}"
 
 
 def test_table_shows_short_subjects_with_the_whole_one_as_a_tooltip() -> None:
     rows = [{"subject": INBOX, "sender": USER_ID, "message": f"hi from {USER_ID}", "size": 3}]
     text = table_html(("subject", "sender", "message", "size"), rows)
-    assert "<code>_INBOX.01m8kq….850e</code>" in text
+    assert "<code>_INBOX.…eaxe2z.…850e</code>" in text
     assert f"title='{INBOX}'" in text and f"title='{USER_ID}'" in text
-    assert ">01m8kq…</td>" in text, "the sender column is shortened too"
+    assert ">…eaxe2z</td>" in text, "the sender column is shortened too"
     assert f"hi from {USER_ID}" in text, "message texts are never shortened"
     assert "title" not in table_html(("subject",), [{"subject": "alice.echo"}])
 
