@@ -49,7 +49,7 @@ async def _replica_connections(settings: Settings) -> AsyncIterator[list[Client]
     await asyncio.to_thread(Stack(settings).ensure, "nats")
     creds = (
         Nsc.from_settings(settings)
-        .create_user(EXERCISE_SERVER, permissions=EXERCISE_SERVER_PERMISSIONS)
+        .issue_stack_user(EXERCISE_SERVER, EXERCISE_SERVER_PERMISSIONS)
         .creds
     )
     async with AsyncExitStack() as stack:
