@@ -34,6 +34,42 @@ def unstored(subject: str) -> str:
     return subject.removeprefix(f"{PERSIST_PREFIX}.")
 
 
+# A user's private reply space: `_INBOX.<user>.>` (the client sets its inbox prefix).
+INBOX_PREFIX = "_INBOX"
+# The core request a stream echo client sends before reading its replies: the server
+# creates the user's reply consumer (users may not create consumers themselves).
+ECHO_STREAM_OPEN = "echo.stream.open"
+
+
+def inbox_prefix(user: str) -> str:
+    """`_INBOX.alice`: where alice's replies go, and only hers."""
+    return f"{INBOX_PREFIX}.{user}"
+
+
+def persisted_reply(subject: str) -> str:
+    """Where the reply to a persisted request goes: `alice.echo.stream.reply`."""
+    return f"{subject}.{REPLY_SUFFIX}"
+
+
+def is_private_reply(subject: str, reply: str) -> bool:
+    """True when `reply` lies in the inbox space of the user who sent on `subject`.
+
+    The user is the subject's first token (the only one the NATS server lets them
+    publish under); the reply must be a literal subject under `_INBOX.<user>.`.
+    The server answers nowhere else, so a requester can never make it write on a
+    subject of someone else's (a confused deputy).
+    """
+    prefix = f"{INBOX_PREFIX}.{first_token(subject)}."
+    return (
+        reply.startswith(prefix)
+        and len(reply) > len(prefix)
+        and "*" not in reply
+        and ">" not in reply
+        and ".." not in reply
+        and not reply.endswith(".")
+    )
+
+
 SEND_FILE = "send_file"
 TRANSFORM_FILE = "transform_file"
 

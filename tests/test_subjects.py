@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.subjects import InvalidSubject, any_user, first_token, matches, user_subject
+from labkit.subjects import (
+    InvalidSubject,
+    any_user,
+    first_token,
+    is_private_reply,
+    matches,
+    user_subject,
+)
 from labkit.subjects import validate_pattern as validate
 
 
@@ -79,3 +86,26 @@ def test_subject_builders() -> None:
     assert any_user("ping") == "*.ping"
     assert first_token("alice.echo.identified") == "alice"
     assert first_token("alice") == "alice"
+
+
+@pytest.mark.parametrize(
+    ("subject", "reply", "allowed"),
+    [
+        ("alice.echo", "_INBOX.alice.abc.1", True),
+        ("alice.echo", "_INBOX.alice.x", True),
+        ("alice.echo", "_INBOX.alice", False),
+        ("alice.echo", "_INBOX.alice.", False),
+        ("alice.echo", "_INBOX.alicex.1", False),
+        ("alice.echo", "_INBOX.bob.1", False),
+        ("alice.echo", "bob.echo.stream.reply", False),
+        ("alice.echo", "carol.ping", False),
+        ("alice.echo", "_INBOX.alice.*", False),
+        ("alice.echo", "_INBOX.alice.>", False),
+        ("alice.echo", "_INBOX.alice..x", False),
+        ("alice.ping", "alice.ping", False),
+    ],
+)
+def test_a_reply_is_private_only_inside_the_senders_inbox(
+    subject: str, reply: str, allowed: bool
+) -> None:
+    assert is_private_reply(subject, reply) is allowed

@@ -20,6 +20,7 @@ from datetime import datetime
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 
+from labkit.error_replies import error_from
 from labkit.protocol import (
     EchoRequest,
     EchoResponse,
@@ -28,7 +29,6 @@ from labkit.protocol import (
     ImageResponse,
     PingRequest,
 )
-from labkit.server.dispatch import error_from
 from labkit.subjects import (
     ECHO,
     ECHO_STREAM,
