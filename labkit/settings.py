@@ -96,13 +96,37 @@ class NscSettings(BaseModel):
         "*.send_file",
         "*.transform_file",
     ]
-    # The server owns the JetStream streams and KV buckets of the labs.
+    # What the server publishes, and nothing more: relayed ping lines, persisted replies,
+    # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
+    # users' reply consumers, the cache and answered-request KV buckets; names as in
+    # StreamSettings and ServerSettings: change both together). It answers requests
+    # through its response permission, and only inside the requester's own inbox.
     server_publish: list[str] = [
         "*.inbox",
         "persist.*.echo.stream.reply",
-        "$JS.API.>",
-        "$KV.>",
-        "$JS.ACK.>",
+        "$JS.API.STREAM.CREATE.ECHO_STREAM",
+        "$JS.API.STREAM.UPDATE.ECHO_STREAM",
+        "$JS.API.STREAM.INFO.ECHO_STREAM",
+        # Its own durable consumer and each user's reply consumer (fixed configuration).
+        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.>",
+        "$JS.API.CONSUMER.DURABLE.CREATE.ECHO_STREAM.*",
+        "$JS.API.CONSUMER.INFO.ECHO_STREAM.*",
+        # Replaces a reply consumer configured otherwise (made before users lost the right).
+        "$JS.API.CONSUMER.DELETE.ECHO_STREAM.*",
+        "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.echo-stream-server",
+        "$JS.ACK.ECHO_STREAM.echo-stream-server.>",
+        "$JS.API.STREAM.CREATE.KV_labkit-cache",
+        "$JS.API.STREAM.UPDATE.KV_labkit-cache",
+        "$JS.API.STREAM.INFO.KV_labkit-cache",
+        "$JS.API.DIRECT.GET.KV_labkit-cache.>",
+        "$JS.API.STREAM.MSG.GET.KV_labkit-cache",
+        "$KV.labkit-cache.>",
+        "$JS.API.STREAM.CREATE.KV_labkit-answered",
+        "$JS.API.STREAM.UPDATE.KV_labkit-answered",
+        "$JS.API.STREAM.INFO.KV_labkit-answered",
+        "$JS.API.DIRECT.GET.KV_labkit-answered.>",
+        "$JS.API.STREAM.MSG.GET.KV_labkit-answered",
+        "$KV.labkit-answered.>",
     ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
