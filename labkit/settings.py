@@ -64,13 +64,14 @@ class NscSettings(BaseModel):
     operator: str = "labkit"
     account: str = "labkit"
     # Templates for a user's permissions: "{user}" becomes the user's name. Besides its
-    # own subjects, a user may create, read and ack exactly one JetStream consumer: its
-    # stream echo replies (persistence lab); never the stream itself or others' consumers.
+    # own subjects, a user may read and ack exactly one JetStream consumer: its stream
+    # echo replies (persistence lab), which the server creates with a fixed configuration
+    # (users never create or change consumers: a CREATE right constrains the filter, not
+    # the configuration); never the stream itself or others' consumers.
     user_publish: list[str] = [
         "{user}.>",
         # The server checks permissions after the account's subject mapping (below).
         "persist.{user}.echo.stream",
-        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.reply-{user}.persist.{user}.echo.stream.reply",
         "$JS.API.CONSUMER.INFO.ECHO_STREAM.reply-{user}",
         "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.reply-{user}",
         "$JS.ACK.ECHO_STREAM.reply-{user}.>",

@@ -3,8 +3,10 @@
 A client publishes `EchoRequest` on `<user>.echo.stream` through JetStream; the
 server reads it from its durable consumer, stores `EchoResponse("echo <m> from
 <user>")` on `<user>.echo.stream.reply`, and only then acknowledges the request.
-The client reads its replies through its own durable consumer `reply-<user>`.
-Everything survives restarts of the NATS server, the server and the client.
+The client reads its replies through its own durable consumer `reply-<user>`, which
+the server creates when the client first asks (`<user>.echo.stream.open`; see
+labkit.labs.reply_consumers). Everything survives restarts of the NATS server, the
+server and the client.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from labkit.buffer import Buffer, BufferedPublisher, FlushResult
+from labkit.client import request
+from labkit.errors import LabkitError
+from labkit.labs.reply_consumers import ReplyConsumers, is_fixed_configuration, reply_consumer
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.server.injection import CurrentUser
 from labkit.server.router import Router
@@ -25,11 +31,26 @@ from labkit.settings import StreamSettings
 from labkit.subjects import (
     ECHO_STREAM,
     ECHO_STREAM_NAME,
+    ECHO_STREAM_OPEN,
     REPLY_SUFFIX,
     any_user,
     stored,
     user_subject,
 )
+
+__all__ = [
+    "SERVER_CONSUMER",
+    "StreamEchoClient",
+    "StreamEchoReplies",
+    "StreamState",
+    "echo_stream_config",
+    "publish_request",
+    "reply_consumer",
+    "reply_subject",
+    "request_subject",
+    "router",
+    "stream_state",
+]
 
 SERVER_CONSUMER = "echo-stream-server"
 
@@ -39,6 +60,12 @@ router = Router("stream_echo")
 @router.stream(any_user(ECHO_STREAM), stream=ECHO_STREAM_NAME, durable=SERVER_CONSUMER)
 async def stream_echo(request: EchoRequest, user: CurrentUser) -> EchoResponse:
     return EchoResponse(message=f"echo {request.message} from {user}")
+
+
+@router.subscribe(any_user(ECHO_STREAM_OPEN))
+async def open_replies(user: CurrentUser, consumers: ReplyConsumers) -> EchoResponse:
+    """Make sure the user's reply consumer exists (users may not create consumers)."""
+    return EchoResponse(message=await consumers.ensure(user))
 
 
 def echo_stream_config(settings: StreamSettings, replicas: int | None = None) -> StreamConfig:
@@ -64,11 +91,6 @@ def request_subject(user: str) -> str:
 
 def reply_subject(user: str) -> str:
     return user_subject(user, f"{ECHO_STREAM}.{REPLY_SUFFIX}")
-
-
-def reply_consumer(user: str) -> str:
-    """The one consumer a user's credentials may create and read."""
-    return f"reply-{user}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,10 @@ async def stream_state(js: JetStreamContext, user: str) -> StreamState:
     )
 
 
+class ReplyConsumerUnavailable(LabkitError, TimeoutError):
+    """The server did not answer when asked to create the user's reply consumer."""
+
+
 class StreamEchoReplies:
     """A user's durable reader of its stream echo replies (survives client restarts)."""
 
@@ -107,15 +133,31 @@ class StreamEchoReplies:
         self.user = user
         self._subscription: Any = None
 
-    async def open(self) -> StreamEchoReplies:
+    async def open(self, timeout: float = 5.0) -> StreamEchoReplies:
+        """Bind to the user's reply consumer; ask the server to create it if missing."""
         js = self.nc.jetstream()
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30)
-        self._subscription = await js.pull_subscribe(
-            stored(reply_subject(self.user)),
-            durable=reply_consumer(self.user),
-            stream=ECHO_STREAM_NAME,
-            config=config,
-        )
+        name = reply_consumer(self.user)
+        try:
+            info = await js.consumer_info(ECHO_STREAM_NAME, name)
+            ready = is_fixed_configuration(info.config, self.user)
+        except NotFoundError:
+            ready = False
+        if not ready:
+            try:
+                await request(
+                    self.nc,
+                    user_subject(self.user, ECHO_STREAM_OPEN),
+                    EchoRequest(),
+                    EchoResponse,
+                    timeout,
+                )
+            except (TimeoutError, NatsTimeoutError) as exc:
+                raise ReplyConsumerUnavailable(
+                    f"the application server did not create your reply consumer {name} "
+                    f"within {timeout} s; is it running? Start it with `python -m labkit up` "
+                    "or Stack().ensure('server'), then open again"
+                ) from exc
+        self._subscription = await js.pull_subscribe_bind(durable=name, stream=ECHO_STREAM_NAME)
         return self
 
     async def fetch(self, most: int = 100, timeout: float = 1.0) -> list[str]:
