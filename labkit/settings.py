@@ -209,6 +209,9 @@ class StreamSettings(BaseModel):
     duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
     # How long the server may take before an unacknowledged request is redelivered.
     ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))
+    # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
+    # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
+    max_deliveries: int = Field(8, ge=1)
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )

@@ -100,7 +100,12 @@ class Server:
             await ensure_stream(js, config)
         for route in self.router.routes:
             if route.consumer is not None:
-                consumer = RouteConsumer(route, js, self.settings.stream.ack_wait)
+                consumer = RouteConsumer(
+                    route,
+                    js,
+                    self.settings.stream.ack_wait,
+                    self.settings.stream.max_deliveries,
+                )
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
                 continue

@@ -15,9 +15,11 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from labkit.client import connect_as
+from labkit.error_replies import error_from
 from labkit.labs import lab_server
 from labkit.nsc.claims import permissions_from_templates
 from labkit.nsc.wrapper import Nsc
+from labkit.protocol import EchoResponse
 from labkit.server.runner import Server
 from labkit.settings import Settings
 from labkit.subjects import ECHO_STREAM_NAME, stored
@@ -80,3 +82,38 @@ async def stored_replies(admin: Client, user: str) -> list[tuple[dict[str, str],
         return found
     finally:
         await sub.unsubscribe()
+
+
+def slot_of(request_sequence: int) -> str:
+    """The Nats-Msg-Id of the reply to the request stored at `request_sequence`."""
+    return f"{ECHO_STREAM_NAME}-{request_sequence}"
+
+
+Stored = tuple[dict[str, str], bytes]
+
+
+async def replies_by_slot(admin: Client, user: str) -> dict[str, list[Stored]]:
+    """`user`'s stored replies (headers, data), grouped by Nats-Msg-Id: one slot a request."""
+    slots: dict[str, list[Stored]] = {}
+    for headers, data in await stored_replies(admin, user):
+        slots.setdefault(headers.get("Nats-Msg-Id", ""), []).append((headers, data))
+    return slots
+
+
+def describe(reply: Stored) -> str:
+    """`echo ...` for a reply, `error <code>: <message>` for an error reply."""
+    headers, data = reply
+    error = error_from(headers, data)
+    if error is not None:
+        return f"error {error.code}: {error.message}"
+    return EchoResponse.FromString(data).message
+
+
+async def wait_for_slot(admin: Client, user: str, slot: str, timeout: float = 30.0) -> Stored:
+    """The reply stored in `slot`, once there is one."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = (await replies_by_slot(admin, user)).get(slot)
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
