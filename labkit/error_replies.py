@@ -26,6 +26,10 @@ INTERNAL_ERROR = "internal_error"
 TOO_LARGE = "too_large"
 UNDELIVERABLE = "undeliverable"
 
+# JetStream's answers to a publish a stream will not store (server and clients read them).
+JS_MESSAGE_TOO_LARGE = 10054  # "message size exceeds maximum allowed"
+JS_STORE_FAILED = 10077  # "maximum messages per subject exceeded", "maximum bytes exceeded"
+
 
 class RemoteError(LabkitError):
     """The server answered a request with an error reply."""

@@ -202,10 +202,19 @@ class S3Settings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """The JetStream stream the application server owns for the persistence lab."""
+    """The JetStream stream the application server owns for the persistence lab.
+
+    Nothing one user sends can remove what another stored: past a user's own bound
+    (or the stream's total) new messages are refused (discard new), never old ones
+    evicted. Messages leave only by age.
+    """
 
     max_age: Duration = Field(timedelta(days=7), gt=timedelta(0))
-    max_bytes: int = Field(256 * 1024**2, gt=0)
+    max_bytes: int = Field(256 * 1024**2, gt=0, description="the whole stream, bytes")
+    # Per user: at most this many requests stored, and as many replies (per subject).
+    max_msgs_per_user: int = Field(1000, ge=1)
+    # One message, headers included: a request (and its reply) must fit.
+    max_msg_size: int = Field(16 * 1024, ge=256)
     duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
     # How long the server may take before an unacknowledged request is redelivered.
     ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))

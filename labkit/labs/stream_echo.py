@@ -16,12 +16,13 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from labkit.buffer import Buffer, BufferedPublisher, FlushResult
 from labkit.client import request
+from labkit.error_replies import JS_MESSAGE_TOO_LARGE, JS_STORE_FAILED
 from labkit.errors import LabkitError
 from labkit.labs.reply_consumers import ReplyConsumers, is_fixed_configuration, reply_consumer
 from labkit.protocol import EchoRequest, EchoResponse
@@ -40,8 +41,10 @@ from labkit.subjects import (
 
 __all__ = [
     "SERVER_CONSUMER",
+    "RequestTooLarge",
     "StreamEchoClient",
     "StreamEchoReplies",
+    "StreamQuotaFull",
     "StreamState",
     "echo_stream_config",
     "publish_request",
@@ -73,6 +76,9 @@ def echo_stream_config(settings: StreamSettings, replicas: int | None = None) ->
 
     `replicas` when the settings leave it open: 3 on a NATS cluster (jetstream_replicas).
     """
+    # Each user's requests and replies are subjects of their own: the per-subject limit
+    # with discard-new-per-subject bounds every user, and a full stream refuses new
+    # messages rather than evicting anyone's (discard new).
     return StreamConfig(
         name=ECHO_STREAM_NAME,
         subjects=[stored(any_user(ECHO_STREAM)), stored(any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}"))],
@@ -80,6 +86,10 @@ def echo_stream_config(settings: StreamSettings, replicas: int | None = None) ->
         storage=StorageType.FILE,
         max_age=settings.max_age.total_seconds(),
         max_bytes=settings.max_bytes,
+        discard=DiscardPolicy.NEW,
+        max_msgs_per_subject=settings.max_msgs_per_user,
+        discard_new_per_subject=True,
+        max_msg_size=settings.max_msg_size,
         duplicate_window=settings.duplicate_window.total_seconds(),
         num_replicas=settings.replicas or replicas or 1,
     )
@@ -119,6 +129,35 @@ async def stream_state(js: JetStreamContext, user: str) -> StreamState:
         requests=subjects.get(stored(request_subject(user)), 0),
         replies=subjects.get(stored(reply_subject(user)), 0),
     )
+
+
+class StreamQuotaFull(LabkitError):
+    """The stream refused a request: this user's share (or the whole stream) is full."""
+
+
+class RequestTooLarge(LabkitError, ValueError):
+    """The stream refused a request larger than it stores per message."""
+
+
+def raise_for_refusal(error: APIError, buffer: Buffer) -> None:
+    """Turn the stream's refusal of the oldest waiting request into a clear error."""
+    description = error.description or ""
+    if error.err_code == JS_MESSAGE_TOO_LARGE:
+        oldest = buffer.get()
+        if oldest is not None:  # it can never be stored: keeping it would block the rest
+            buffer.delete(oldest.id)
+        size = f"{len(oldest.payload)} bytes" if oldest is not None else "request"
+        raise RequestTooLarge(
+            f"the stream refused your {size} ({description}; LABKIT_STREAM_MAX_MSG_SIZE); "
+            "it was taken out of your outbox: send something shorter"
+        )
+    if error.err_code == JS_STORE_FAILED and "maximum" in description.lower():
+        raise StreamQuotaFull(
+            f"the stream refused your request ({description}): it keeps a bounded number "
+            f"of each user's requests ({buffer.pending()} wait in your outbox, nothing is "
+            "lost); they go out when older ones expire (LABKIT_STREAM_MAX_AGE). Do not "
+            "send them again"
+        )
 
 
 class ReplyConsumerUnavailable(LabkitError, TimeoutError):
@@ -208,10 +247,19 @@ class StreamEchoClient:
         return self
 
     async def send(self, text: str) -> int:
-        """Save the request (durably), then publish what waits; returns its buffer id."""
-        return await self.publisher.send(
+        """Save the request (durably), then publish what waits; returns its buffer id.
+
+        Raises `StreamQuotaFull` when the stream holds as many of this user's requests
+        as it keeps (the request waits in the outbox), and `RequestTooLarge` when the
+        stream would never store it (it is taken out of the outbox).
+        """
+        message_id = await self.publisher.send(
             EchoRequest(message=text).SerializeToString(), request_subject(self.user)
         )
+        result = self.publisher.last_flush
+        if result is not None and isinstance(result.error, APIError):
+            raise_for_refusal(result.error, self.publisher.buffer)
+        return message_id
 
     async def flush(self) -> FlushResult:
         return await self.publisher.flush()

@@ -31,7 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError
 
-from labkit.error_replies import UNDELIVERABLE
+from labkit.error_replies import JS_MESSAGE_TOO_LARGE, UNDELIVERABLE
 from labkit.server.dispatch import Outcome, answer_error, dispatch
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.injection import Headers, Send
@@ -45,7 +45,6 @@ FETCH_BATCH = 32
 # How long one fetch waits for requests; also how quickly a stop is noticed.
 FETCH_WAIT = 0.5
 STREAM_IN_USE = 10058  # JetStream: "stream name already in use with a different configuration"
-MESSAGE_TOO_LARGE = 10054  # JetStream: "message size exceeds maximum allowed"
 # The longest wait before a request whose reply could not be stored is tried again.
 MAX_REDELIVERY_DELAY = 30.0
 
@@ -180,7 +179,7 @@ class RouteConsumer:
                     f"the reply is {len(data)} bytes, more than NATS carries: ask for less"
                 ) from exc
             except APIError as exc:
-                if exc.err_code == MESSAGE_TOO_LARGE:
+                if exc.err_code == JS_MESSAGE_TOO_LARGE:
                     raise ReplyTooLarge(
                         f"the reply is {len(data)} bytes, more than the stream "
                         f"{self.consumer.stream} stores per message: ask for less"
