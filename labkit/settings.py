@@ -221,6 +221,9 @@ class StreamSettings(BaseModel):
     # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
     # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
     max_deliveries: int = Field(8, ge=1)
+    # Ids of answered requests, kept max_age: a resend after the duplicate window is
+    # recognised and not answered twice (labkit.server.answered).
+    answered_bucket: str = "labkit-answered"
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )

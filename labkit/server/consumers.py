@@ -32,12 +32,13 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError
 
 from labkit.error_replies import JS_MESSAGE_TOO_LARGE, UNDELIVERABLE
+from labkit.server.answered import AnsweredRequests
 from labkit.server.dispatch import Outcome, answer_error, dispatch
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.injection import Headers, Send
 from labkit.server.jetstream import when_available
 from labkit.server.router import Route
-from labkit.subjects import persisted_reply, stored, unstored
+from labkit.subjects import first_token, persisted_reply, stored, unstored
 
 log = logging.getLogger("labkit.server")
 
@@ -82,7 +83,12 @@ class RouteConsumer:
     """Fetches one persisted route's requests and hands each to the server to serve."""
 
     def __init__(
-        self, route: Route, js: JetStreamContext, ack_wait: timedelta, max_deliveries: int = 8
+        self,
+        route: Route,
+        js: JetStreamContext,
+        ack_wait: timedelta,
+        max_deliveries: int = 8,
+        answered: AnsweredRequests | None = None,
     ) -> None:
         assert route.consumer is not None
         self.route = route
@@ -90,6 +96,7 @@ class RouteConsumer:
         self._js = js
         self._ack_wait = ack_wait
         self._max_deliveries = max_deliveries
+        self._answered = answered
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._waiting = False
@@ -156,8 +163,12 @@ class RouteConsumer:
         # Handlers see the subject the user published on, which names the user first.
         subject = unstored(message.subject)
         reply = persisted_reply(subject)
-        store = self._store_in_slot(int(metadata.sequence.stream))
-        if deliveries > self._max_deliveries:
+        sequence = int(metadata.sequence.stream)
+        store = self._store_in_slot(sequence)
+        claimed = await self._claim(message, subject, sequence)
+        if claimed is not None:  # a resend of a request answered before, or no claim yet
+            outcome = claimed
+        elif deliveries > self._max_deliveries:
             outcome = await self._give_up(store, subject, reply, deliveries)
         else:
             outcome = await dispatch(
@@ -165,6 +176,29 @@ class RouteConsumer:
             )
         await self._settle(message, outcome, deliveries)
         return outcome
+
+    async def _claim(self, message: Any, subject: str, sequence: int) -> Outcome | None:
+        """None when this request is to be answered; else the outcome that settles it."""
+        msg_id = (message.headers or {}).get("Nats-Msg-Id")
+        if self._answered is None or not msg_id:
+            return None
+        user = first_token(subject)
+        try:
+            owner = await self._answered.claim(user, msg_id, sequence)
+        except Exception as exc:  # the bucket unavailable (an election): try again later
+            text = f"could not check whether {msg_id} was answered: {exc}"
+            log.warning("%s on %s: %s", self.route.name, subject, text)
+            return Outcome(self.route.name, False, 0.0, text, retry=True)
+        if owner:
+            return None
+        log.info(
+            "%s on %s: %s was answered before (a resend after the duplicate window); "
+            "not answered again",
+            self.route.name,
+            subject,
+            msg_id,
+        )
+        return Outcome(self.route.name, True, 0.0)
 
     def _store_in_slot(self, sequence: int) -> Send:
         """A Send that stores a reply under the request's own Nats-Msg-Id (its slot)."""
