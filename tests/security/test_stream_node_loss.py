@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -110,16 +110,11 @@ async def one_trial(stack: Stack, settings: Settings, kill_leader: bool) -> dict
                 )
                 acked.update(zip(numbers, sequences, strict=True))
             expected = {slot_of(seq): f"echo m{n} from {user}" for n, seq in acked.items()}
-            async with asyncio.timeout(SETTLE_TIMEOUT):
-                while True:
-                    slots = await _readable_slots(admin, user)
-                    if slots is not None and set(expected) <= set(slots):
-                        break
-                    await asyncio.sleep(0.5)
+            await _read_slots(admin, user, lambda slots: set(expected) <= set(slots))
             # Anything stored after the last reply would be a second answer: look again
             # once the server has settled everything it holds.
             await _all_settled(admin)
-            slots = await _readable_slots(admin, user) or {}
+            slots = await _read_slots(admin, user, lambda slots: True)
         return {
             "victim": victim,
             "distinct_sequences": len(set(acked.values())),
@@ -134,11 +129,19 @@ async def one_trial(stack: Stack, settings: Settings, kill_leader: bool) -> dict
         stack.ensure("nats")  # the killed node back, caught up with its peers
 
 
-async def _readable_slots(admin: Client, user: str) -> dict[str, list[Any]] | None:
-    try:
-        return await replies_by_slot(admin, user)
-    except (TimeoutError, NatsError):  # the cluster still settling
-        return None
+async def _read_slots(
+    admin: Client, user: str, enough: Callable[[dict[str, list[Any]]], bool]
+) -> dict[str, list[Any]]:
+    """The user's replies by slot, read again until `enough` (and the cluster answers)."""
+    async with asyncio.timeout(SETTLE_TIMEOUT):
+        while True:
+            try:
+                slots = await replies_by_slot(admin, user)
+                if enough(slots):
+                    return slots
+            except (TimeoutError, NatsError):  # the cluster (or this connection) settling
+                pass
+            await asyncio.sleep(0.5)
 
 
 async def _all_settled(admin: Client) -> None:
