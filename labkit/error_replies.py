@@ -29,6 +29,7 @@ UNDELIVERABLE = "undeliverable"
 # JetStream's answers to a publish a stream will not store (server and clients read them).
 JS_MESSAGE_TOO_LARGE = 10054  # "message size exceeds maximum allowed"
 JS_STORE_FAILED = 10077  # "maximum messages per subject exceeded", "maximum bytes exceeded"
+JS_WRONG_LAST_SEQUENCE = 10071  # a Nats-Expected-Last-Subject-Sequence not met
 
 
 class RemoteError(LabkitError):

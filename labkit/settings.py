@@ -99,12 +99,12 @@ class NscSettings(BaseModel):
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
-    # users' reply consumers, the cache and answered-request KV buckets; names as in
+    # users' reply consumers, the cache KV bucket; names as in
     # StreamSettings and ServerSettings: change both together). It answers requests
     # through its response permission, and only inside the requester's own inbox.
     server_publish: list[str] = [
         "*.inbox",
-        "persist.*.echo.stream.reply",
+        "persist.*.echo.stream.reply.>",
         "$JS.API.STREAM.CREATE.ECHO_STREAM",
         "$JS.API.STREAM.UPDATE.ECHO_STREAM",
         "$JS.API.STREAM.INFO.ECHO_STREAM",
@@ -122,12 +122,6 @@ class NscSettings(BaseModel):
         "$JS.API.DIRECT.GET.KV_labkit-cache.>",
         "$JS.API.STREAM.MSG.GET.KV_labkit-cache",
         "$KV.labkit-cache.>",
-        "$JS.API.STREAM.CREATE.KV_labkit-answered",
-        "$JS.API.STREAM.UPDATE.KV_labkit-answered",
-        "$JS.API.STREAM.INFO.KV_labkit-answered",
-        "$JS.API.DIRECT.GET.KV_labkit-answered.>",
-        "$JS.API.STREAM.MSG.GET.KV_labkit-answered",
-        "$KV.labkit-answered.>",
     ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
@@ -221,9 +215,6 @@ class StreamSettings(BaseModel):
     # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
     # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
     max_deliveries: int = Field(8, ge=1)
-    # Ids of answered requests, kept max_age: a resend after the duplicate window is
-    # recognised and not answered twice (labkit.server.answered).
-    answered_bucket: str = "labkit-answered"
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )

@@ -36,8 +36,8 @@ def reply_consumer(user: str) -> str:
 
 
 def reply_filter(user: str) -> str:
-    """What a user's reply consumer hands out: its own stored replies."""
-    return stored(user_subject(user, f"{ECHO_STREAM}.{REPLY_SUFFIX}"))
+    """What a user's reply consumer hands out: its own stored replies (one subject each)."""
+    return stored(user_subject(user, f"{ECHO_STREAM}.{REPLY_SUFFIX}.>"))
 
 
 def reply_consumer_config(user: str, ack_wait: timedelta) -> ConsumerConfig:

@@ -81,7 +81,11 @@ def echo_stream_config(settings: StreamSettings, replicas: int | None = None) ->
     # messages rather than evicting anyone's (discard new).
     return StreamConfig(
         name=ECHO_STREAM_NAME,
-        subjects=[stored(any_user(ECHO_STREAM)), stored(any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}"))],
+        # A reply is stored on a subject of its own request's: `...reply.<slot>`.
+        subjects=[
+            stored(any_user(ECHO_STREAM)),
+            stored(any_user(f"{ECHO_STREAM}.{REPLY_SUFFIX}.>")),
+        ],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=settings.max_age.total_seconds(),
@@ -123,11 +127,12 @@ async def stream_state(js: JetStreamContext, user: str) -> StreamState:
     """Read the stream's state; needs the server's credentials (users may not ask)."""
     info = await js.stream_info(ECHO_STREAM_NAME, subjects_filter=stored(f"{user}.>"))
     subjects = info.state.subjects or {}
+    slots = f"{stored(reply_subject(user))}."  # one subject per reply
     return StreamState(
         messages=info.state.messages,
         consumers=info.state.consumer_count,
         requests=subjects.get(stored(request_subject(user)), 0),
-        replies=subjects.get(stored(reply_subject(user)), 0),
+        replies=sum(count for subject, count in subjects.items() if subject.startswith(slots)),
     )
 
 

@@ -3,10 +3,12 @@
 The stream holds them under `persist.<subject>` (an account subject mapping; see
 labkit.subjects.stored), and handlers see the subject the user published on.
 
-A request is acknowledged only after its reply is stored in the stream. A crash
-before that means a redelivery, and the reply's `Nats-Msg-Id` (derived from the
-request's stream sequence) makes the stream drop a second copy: the client sees
-exactly one reply per request.
+A request is acknowledged only after its reply is stored in the stream. Each reply
+goes to a subject of its own request's, `<reply subject>.<slot>` (the slot from the
+request's Nats-Msg-Id, else its sequence), stored only if that subject is empty: a
+redelivery after a crash, or the same request resent long after the stream's
+duplicate window, finds its slot taken and is acknowledged without a second answer.
+The client sees exactly one reply per request.
 
 Failing to store a reply is not the handler's failure (a leader election, a lost
 connection): the request is delivered again later, and nothing is stored in its
@@ -31,14 +33,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError
 
-from labkit.error_replies import JS_MESSAGE_TOO_LARGE, UNDELIVERABLE
-from labkit.server.answered import AnsweredRequests
+from labkit.error_replies import JS_MESSAGE_TOO_LARGE, JS_WRONG_LAST_SEQUENCE, UNDELIVERABLE
 from labkit.server.dispatch import Outcome, answer_error, dispatch
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.injection import Headers, Send
 from labkit.server.jetstream import when_available
 from labkit.server.router import Route
-from labkit.subjects import first_token, persisted_reply, stored, unstored
+from labkit.subjects import persisted_reply, slot_token, stored, unstored
 
 log = logging.getLogger("labkit.server")
 
@@ -88,7 +89,6 @@ class RouteConsumer:
         js: JetStreamContext,
         ack_wait: timedelta,
         max_deliveries: int = 8,
-        answered: AnsweredRequests | None = None,
     ) -> None:
         assert route.consumer is not None
         self.route = route
@@ -96,7 +96,6 @@ class RouteConsumer:
         self._js = js
         self._ack_wait = ack_wait
         self._max_deliveries = max_deliveries
-        self._answered = answered
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._waiting = False
@@ -164,11 +163,9 @@ class RouteConsumer:
         subject = unstored(message.subject)
         reply = persisted_reply(subject)
         sequence = int(metadata.sequence.stream)
-        store = self._store_in_slot(sequence)
-        claimed = await self._claim(message, subject, sequence)
-        if claimed is not None:  # a resend of a request answered before, or no claim yet
-            outcome = claimed
-        elif deliveries > self._max_deliveries:
+        msg_id = (message.headers or {}).get("Nats-Msg-Id")
+        store = self._store_in_slot(sequence, slot_token(msg_id, sequence))
+        if deliveries > self._max_deliveries:
             outcome = await self._give_up(store, subject, reply, deliveries)
         else:
             outcome = await dispatch(
@@ -177,51 +174,42 @@ class RouteConsumer:
         await self._settle(message, outcome, deliveries)
         return outcome
 
-    async def _claim(self, message: Any, subject: str, sequence: int) -> Outcome | None:
-        """None when this request is to be answered; else the outcome that settles it."""
-        msg_id = (message.headers or {}).get("Nats-Msg-Id")
-        if self._answered is None or not msg_id:
-            return None
-        user = first_token(subject)
-        try:
-            owner = await self._answered.claim(user, msg_id, sequence)
-        except Exception as exc:  # the bucket unavailable (an election): try again later
-            text = f"could not check whether {msg_id} was answered: {exc}"
-            log.warning("%s on %s: %s", self.route.name, subject, text)
-            return Outcome(self.route.name, False, 0.0, text, retry=True)
-        if owner:
-            return None
-        log.info(
-            "%s on %s: %s was answered before (a resend after the duplicate window); "
-            "not answered again",
-            self.route.name,
-            subject,
-            msg_id,
-        )
-        return Outcome(self.route.name, True, 0.0)
+    def _store_in_slot(self, sequence: int, token: str) -> Send:
+        """A Send that stores a reply in the request's own slot, only if it is empty.
 
-    def _store_in_slot(self, sequence: int) -> Send:
-        """A Send that stores a reply under the request's own Nats-Msg-Id (its slot)."""
+        The slot is the subject `persist.<user>.echo.stream.reply.<token>`, one per
+        request id; "expected last subject sequence 0" makes the stream refuse a second
+        reply there, however late, atomically with the store: the reply is its own claim.
+        """
         msg_id = f"{self.consumer.stream}-{sequence}"
 
         async def store(subject: str, data: bytes, headers: Headers | None) -> None:
-            persisted = {**(headers or {}), "Nats-Msg-Id": msg_id}
+            slot = f"{stored(subject)}.{token}"
+            persisted = {
+                **(headers or {}),
+                "Nats-Msg-Id": msg_id,
+                "Nats-Expected-Last-Subject-Sequence": "0",
+            }
             try:
-                await self._js.publish(subject, data, headers=persisted)
+                await self._js.publish(slot, data, headers=persisted)
             except MaxPayloadError as exc:
                 raise ReplyTooLarge(
                     f"the reply is {len(data)} bytes, more than NATS carries: ask for less"
                 ) from exc
             except APIError as exc:
+                if exc.err_code == JS_WRONG_LAST_SEQUENCE:
+                    # Answered before: a redelivery, or a resend after the duplicate window.
+                    log.info("%s: %s holds its answer already; not answered again", msg_id, slot)
+                    return
                 if exc.err_code == JS_MESSAGE_TOO_LARGE:
                     raise ReplyTooLarge(
                         f"the reply is {len(data)} bytes, more than the stream "
                         f"{self.consumer.stream} stores per message: ask for less"
                     ) from exc
-                raise ReplyNotSent(f"storing the reply on {subject}: {exc}") from exc
+                raise ReplyNotSent(f"storing the reply on {slot}: {exc}") from exc
             except Exception as exc:  # a timeout, no responders, a connection lost
                 raise ReplyNotSent(
-                    f"storing the reply on {subject}: {type(exc).__name__}: {exc}"
+                    f"storing the reply on {slot}: {type(exc).__name__}: {exc}"
                 ) from exc
 
         return store

@@ -27,7 +27,6 @@ from labkit import __version__
 from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
 from labkit.server import services
-from labkit.server.answered import AnsweredRequests
 from labkit.server.consumers import RouteConsumer, ensure_stream
 from labkit.server.dispatch import dispatch
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
@@ -99,7 +98,6 @@ class Server:
         js = self.nc.jetstream()
         for config in self._streams:
             await ensure_stream(js, config)
-        answered = await self._answered_requests()
         for route in self.router.routes:
             if route.consumer is not None:
                 consumer = RouteConsumer(
@@ -107,7 +105,6 @@ class Server:
                     js,
                     self.settings.stream.ack_wait,
                     self.settings.stream.max_deliveries,
-                    answered,
                 )
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
@@ -118,16 +115,6 @@ class Server:
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._discovery))
         await self.nc.flush()
         log.info("serving %d routes as %s", len(self.router.routes), self.identity.id)
-
-    async def _answered_requests(self) -> AnsweredRequests | None:
-        """The bucket of answered request ids, when some route is persisted."""
-        if self.nc is None or not any(route.consumer for route in self.router.routes):
-            return None
-        stream = self.settings.stream
-        replicas = max((config.num_replicas or 1 for config in self._streams), default=1)
-        return await AnsweredRequests.open(
-            self.nc, stream.answered_bucket, stream.max_age.total_seconds(), replicas=replicas
-        )
 
     async def stop(self) -> None:
         """Drain: stop taking messages, finish the ones in hand, then disconnect."""

@@ -76,6 +76,8 @@ _ECHO_STREAM_REPLY = f"{ECHO_STREAM}.{REPLY_SUFFIX}"
 # First match wins, so the longer patterns come first. A persisted request is answered
 # by JetStream's own JSON acknowledgement, not by a lab message.
 LAB_MESSAGES: tuple[LabMessage, ...] = (
+    # A stored reply's subject ends in its request's slot: `...echo.stream.reply.<slot>`.
+    LabMessage(stored(any_user(_ECHO_STREAM_REPLY)) + ".*", EchoResponse, None),
     LabMessage(stored(any_user(_ECHO_STREAM_REPLY)), EchoResponse, None),
     LabMessage(stored(any_user(ECHO_STREAM)), EchoRequest, None),
     LabMessage(any_user(_ECHO_STREAM_REPLY), EchoResponse, None),

@@ -65,9 +65,9 @@ async def stored_replies(admin: Client, user: str) -> list[tuple[dict[str, str],
     Read with an ephemeral consumer of the admin's, so nobody's durable state moves.
     """
     js = admin.jetstream()
-    subject = stored(f"{user}.echo.stream.reply")
+    subject = stored(f"{user}.echo.stream.reply.>")  # one subject per reply
     info = await js.stream_info(ECHO_STREAM_NAME, subjects_filter=subject)
-    count = (info.state.subjects or {}).get(subject, 0)
+    count = sum((info.state.subjects or {}).values())
     if count == 0:
         return []
     config = ConsumerConfig(

@@ -20,7 +20,7 @@ from nats.js.errors import ServiceUnavailableError
 from labkit.labs.stream_echo import SERVER_CONSUMER, publish_request, reply_subject, request_subject
 from labkit.settings import Settings
 from labkit.stack import Stack
-from labkit.subjects import ECHO_STREAM_NAME
+from labkit.subjects import ECHO_STREAM_NAME, stored
 from tests.security.helpers import (
     Stored,
     connect_admin,
@@ -40,12 +40,12 @@ def settings(own_stack: Stack) -> Settings:
 
 
 def fail_first_stores(monkeypatch: pytest.MonkeyPatch, subject: str, failures: int) -> list[str]:
-    """Make the first `failures` JetStream publishes on `subject` fail as in an election."""
+    """Make the first `failures` JetStream publishes under `subject` fail as in an election."""
     real = JetStreamContext.publish
     failed: list[str] = []
 
     async def publish(self: JetStreamContext, to: str, *args: Any, **kwargs: Any) -> Any:
-        if to == subject and len(failed) < failures:
+        if to.startswith(f"{subject}.") and len(failed) < failures:
             failed.append(to)
             raise ServiceUnavailableError(
                 code=503, description="JetStream system temporarily unavailable"
@@ -61,7 +61,7 @@ def test_a_failed_store_is_retried_and_the_echo_takes_the_slot(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, failures: int
 ) -> None:
     user = unique_user("store")
-    failed = fail_first_stores(monkeypatch, reply_subject(user), failures)
+    failed = fail_first_stores(monkeypatch, stored(reply_subject(user)), failures)
 
     async def scenario() -> tuple[Stored, dict[str, list[Stored]], str]:
         nc = await connect_user(settings, user)
