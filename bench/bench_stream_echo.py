@@ -7,9 +7,8 @@ process of its own), then measures as a learner would see it:
 - round trip, direct: `publish_request` (JetStream publish, wait for the ack), then
   the reply read from the learner's durable consumer `reply-<user>` (fetch, ack).
   One request at a time (`--requests`, default 500): median and p99.
-- the same with a `Nats-Msg-Id` on each request, as the outbox sends them: the
-  server also claims the id in its answered-requests KV bucket (one KV create per
-  request), so the difference to "direct" is that claim's cost.
+- the same with a `Nats-Msg-Id` on each request, as the outbox sends them (the
+  server stores each reply on a subject of that id's, only if it is empty).
 - round trip, through the outbox: `StreamEchoClient.send` (save in the SQLite outbox
   with a disk sync, publish with ack, delete), then the reply as above.
 - 100 in flight: `--pipelined` requests (default 3000), at most 100 sent and not yet

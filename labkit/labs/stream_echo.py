@@ -2,7 +2,8 @@
 
 A client publishes `EchoRequest` on `<user>.echo.stream` through JetStream; the
 server reads it from its durable consumer, stores `EchoResponse("echo <m> from
-<user>")` on `<user>.echo.stream.reply`, and only then acknowledges the request.
+<user>")` on `<user>.echo.stream.reply.<slot>` (one subject per request: see
+labkit.server.consumers), and only then acknowledges the request.
 The client reads its replies through its own durable consumer `reply-<user>`, which
 the server creates when the client first asks (`<user>.echo.stream.open`; see
 labkit.labs.reply_consumers). Everything survives restarts of the NATS server, the
@@ -104,6 +105,7 @@ def request_subject(user: str) -> str:
 
 
 def reply_subject(user: str) -> str:
+    """Where a user's replies go (each under a slot of its own: `<this>.<slot>`)."""
     return user_subject(user, f"{ECHO_STREAM}.{REPLY_SUFFIX}")
 
 
