@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run lab test lint pytest proto bundle bench mutate up down clean
+.PHONY: run lab test lint pytest soak proto bundle bench mutate up down clean
 
 # (Re)install when requirements.txt or pyproject.toml change, or the venv is missing.
 $(STAMP): requirements.txt pyproject.toml
@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+soak: $(STAMP)           ## fault-injection soak: 20 node losses on a 3-node cluster (~10 min)
+	$(BIN)/python -m pytest -m soak tests/security/test_stream_node_loss.py
 
 proto: $(STAMP)          ## regenerate labkit/protocol from proto/
 	$(BIN)/python -m labkit.protogen

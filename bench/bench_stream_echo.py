@@ -7,6 +7,8 @@ process of its own), then measures as a learner would see it:
 - round trip, direct: `publish_request` (JetStream publish, wait for the ack), then
   the reply read from the learner's durable consumer `reply-<user>` (fetch, ack).
   One request at a time (`--requests`, default 500): median and p99.
+- the same with a `Nats-Msg-Id` on each request, as the outbox sends them (the
+  server stores each reply on a subject of that id's, only if it is empty).
 - round trip, through the outbox: `StreamEchoClient.send` (save in the SQLite outbox
   with a disk sync, publish with ack, delete), then the reply as above.
 - 100 in flight: `--pipelined` requests (default 3000), at most 100 sent and not yet
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -126,8 +130,14 @@ async def _bench(settings: Settings, outbox: Path, args: argparse.Namespace) -> 
         async def direct(text: str) -> int:
             return await publish_request(nc, USER, text)
 
+        ids = itertools.count()
+
+        async def with_id(text: str) -> int:
+            return await publish_request(nc, USER, text, msg_id=f"bench-{next(ids)}")
+
         rows = [
             await _sequential("direct", args.requests, direct, replies),
+            await _sequential("direct + Nats-Msg-Id", args.requests, with_id, replies),
             await _sequential("outbox", args.requests, client.send, replies),
             await _pipelined(args.pipelined, nc, replies),
         ]
@@ -147,6 +157,9 @@ def main() -> None:
     parser.add_argument("--pipelined", type=int, default=3000, help="requests, 100 in flight")
     args = parser.parse_args()
     started = time.perf_counter()
+    # One user sends every request here: lift its share of the stream (1,000 by default)
+    # for the application server process the stack starts, which reads the environment.
+    os.environ["LABKIT_STREAM_MAX_MSGS_PER_USER"] = str(10 * (args.requests + args.pipelined))
     with tempfile.TemporaryDirectory(prefix="labkit-bench-stream-") as workdir:
         settings = _settings(Path(workdir) / "home")
         with Stack(settings) as stack:  # stops what it started, whatever happens

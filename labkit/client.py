@@ -13,10 +13,10 @@ from google.protobuf.message import Message
 from nats.aio.client import Client, RawCredentials
 
 from labkit.discovery import nats_urls
+from labkit.error_replies import raise_for_error
 from labkit.nsc.creds import user_of
-from labkit.server.dispatch import error_from
-from labkit.server.errors import RemoteError
 from labkit.settings import Settings
+from labkit.subjects import inbox_prefix
 
 Response = TypeVar("Response", bound=Message)
 
@@ -32,7 +32,7 @@ async def connect_as(
 
     Without `servers`, every node of the stack's NATS (one, or a cluster's three).
     """
-    options.setdefault("inbox_prefix", f"_INBOX.{user_of(creds)}")
+    options.setdefault("inbox_prefix", inbox_prefix(user_of(creds)))
     return await nats.connect(
         servers or nats_urls(settings), user_credentials=RawCredentials(creds), **options
     )
@@ -47,7 +47,5 @@ async def request(
 ) -> Response:
     """Send a protobuf request; the parsed reply, or RemoteError when the server refused it."""
     reply = await nc.request(subject, message.SerializeToString(), timeout=timeout)
-    error = error_from(reply.headers, reply.data)
-    if error is not None:
-        raise RemoteError(error.code, error.message, error.subject)
+    raise_for_error(reply.headers, reply.data)
     return response_type.FromString(reply.data)

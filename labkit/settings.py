@@ -74,13 +74,14 @@ class NscSettings(BaseModel):
     operator: str = "labkit"
     account: str = "labkit"
     # Templates for a user's permissions: "{user}" becomes the user's name. Besides its
-    # own subjects, a user may create, read and ack exactly one JetStream consumer: its
-    # stream echo replies (persistence lab); never the stream itself or others' consumers.
+    # own subjects, a user may read and ack exactly one JetStream consumer: its stream
+    # echo replies (persistence lab), which the server creates with a fixed configuration
+    # (users never create or change consumers: a CREATE right constrains the filter, not
+    # the configuration); never the stream itself or others' consumers.
     user_publish: list[str] = [
         "{user}.>",
         # The server checks permissions after the account's subject mapping (below).
         "persist.{user}.echo.stream",
-        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.reply-{user}.persist.{user}.echo.stream.reply",
         "$JS.API.CONSUMER.INFO.ECHO_STREAM.reply-{user}",
         "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.reply-{user}",
         "$JS.ACK.ECHO_STREAM.reply-{user}.>",
@@ -106,13 +107,31 @@ class NscSettings(BaseModel):
         "*.send_file",
         "*.transform_file",
     ]
-    # The server owns the JetStream streams and KV buckets of the labs.
+    # What the server publishes, and nothing more: relayed ping lines, persisted replies,
+    # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
+    # users' reply consumers, the cache KV bucket; names as in
+    # StreamSettings and ServerSettings: change both together). It answers requests
+    # through its response permission, and only inside the requester's own inbox.
     server_publish: list[str] = [
         "*.inbox",
-        "persist.*.echo.stream.reply",
-        "$JS.API.>",
-        "$KV.>",
-        "$JS.ACK.>",
+        "persist.*.echo.stream.reply.>",
+        "$JS.API.STREAM.CREATE.ECHO_STREAM",
+        "$JS.API.STREAM.UPDATE.ECHO_STREAM",
+        "$JS.API.STREAM.INFO.ECHO_STREAM",
+        # Its own durable consumer and each user's reply consumer (fixed configuration).
+        "$JS.API.CONSUMER.CREATE.ECHO_STREAM.>",
+        "$JS.API.CONSUMER.DURABLE.CREATE.ECHO_STREAM.*",
+        "$JS.API.CONSUMER.INFO.ECHO_STREAM.*",
+        # Replaces a reply consumer configured otherwise (made before users lost the right).
+        "$JS.API.CONSUMER.DELETE.ECHO_STREAM.*",
+        "$JS.API.CONSUMER.MSG.NEXT.ECHO_STREAM.echo-stream-server",
+        "$JS.ACK.ECHO_STREAM.echo-stream-server.>",
+        "$JS.API.STREAM.CREATE.KV_labkit-cache",
+        "$JS.API.STREAM.UPDATE.KV_labkit-cache",
+        "$JS.API.STREAM.INFO.KV_labkit-cache",
+        "$JS.API.DIRECT.GET.KV_labkit-cache.>",
+        "$JS.API.STREAM.MSG.GET.KV_labkit-cache",
+        "$KV.labkit-cache.>",
     ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
@@ -210,13 +229,25 @@ class S3Settings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """The JetStream stream the application server owns for the persistence lab."""
+    """The JetStream stream the application server owns for the persistence lab.
+
+    Nothing one user sends can remove what another stored: past a user's own bound
+    (or the stream's total) new messages are refused (discard new), never old ones
+    evicted. Messages leave only by age.
+    """
 
     max_age: Duration = Field(timedelta(days=7), gt=timedelta(0))
-    max_bytes: int = Field(256 * 1024**2, gt=0)
+    max_bytes: int = Field(256 * 1024**2, gt=0, description="the whole stream, bytes")
+    # Per user: at most this many requests stored, and as many replies (per subject).
+    max_msgs_per_user: int = Field(1000, ge=1)
+    # One message, headers included: a request (and its reply) must fit.
+    max_msg_size: int = Field(16 * 1024, ge=256)
     duplicate_window: Duration = Field(timedelta(minutes=2), gt=timedelta(0))
     # How long the server may take before an unacknowledged request is redelivered.
     ack_wait: Duration = Field(timedelta(seconds=30), gt=timedelta(0))
+    # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
+    # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
+    max_deliveries: int = Field(8, ge=1)
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )

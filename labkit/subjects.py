@@ -6,6 +6,9 @@ permissions only let alice publish under `alice.`, so handlers can trust it.
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from labkit.errors import LabkitError
 
 # Lab subjects, after the user's token: `<user>.echo`, `<peer>.inbox`, ...
@@ -34,6 +37,57 @@ def stored(subject: str) -> str:
 def unstored(subject: str) -> str:
     """The subject the user published on, from the subject a stream stored."""
     return subject.removeprefix(f"{PERSIST_PREFIX}.")
+
+
+# What a request id may hold to be used as a subject token as it is.
+_SLOT_TOKEN = re.compile(r"[-_=A-Za-z0-9]{1,128}")
+# A user's private reply space: `_INBOX.<user>.>` (the client sets its inbox prefix).
+INBOX_PREFIX = "_INBOX"
+# The core request a stream echo client sends before reading its replies: the server
+# creates the user's reply consumer (users may not create consumers themselves).
+ECHO_STREAM_OPEN = "echo.stream.open"
+
+
+def inbox_prefix(user: str) -> str:
+    """`_INBOX.alice`: where alice's replies go, and only hers."""
+    return f"{INBOX_PREFIX}.{user}"
+
+
+def persisted_reply(subject: str) -> str:
+    """Where the reply to a persisted request goes: `alice.echo.stream.reply`."""
+    return f"{subject}.{REPLY_SUFFIX}"
+
+
+def slot_token(msg_id: str | None, sequence: int) -> str:
+    """The last token of a persisted reply's subject: one per request.
+
+    From the request's Nats-Msg-Id when it has one (a resend of it, however late,
+    lands on the same slot), else from its stream sequence; made a valid token.
+    """
+    if not msg_id:
+        return f"seq-{sequence}"
+    if _SLOT_TOKEN.fullmatch(msg_id):
+        return f"id-{msg_id}"
+    return "h-" + hashlib.sha256(msg_id.encode()).hexdigest()[:40]
+
+
+def is_private_reply(subject: str, reply: str) -> bool:
+    """True when `reply` lies in the inbox space of the user who sent on `subject`.
+
+    The user is the subject's first token (the only one the NATS server lets them
+    publish under); the reply must be a literal subject under `_INBOX.<user>.`.
+    The server answers nowhere else, so a requester can never make it write on a
+    subject of someone else's (a confused deputy).
+    """
+    prefix = f"{INBOX_PREFIX}.{first_token(subject)}."
+    return (
+        reply.startswith(prefix)
+        and len(reply) > len(prefix)
+        and "*" not in reply
+        and ">" not in reply
+        and ".." not in reply
+        and not reply.endswith(".")
+    )
 
 
 SEND_FILE = "send_file"

@@ -8,6 +8,7 @@ from labkit.subjects import (
     InvalidSubject,
     any_user,
     first_token,
+    is_private_reply,
     matches,
     stored,
     unstored,
@@ -92,3 +93,26 @@ def test_subject_builders() -> None:
 def test_unstored_gives_back_the_subject_the_user_published_on() -> None:
     assert unstored(stored("alice.echo.stream")) == "alice.echo.stream"
     assert unstored("alice.echo") == "alice.echo"  # not a stored subject: unchanged
+
+
+@pytest.mark.parametrize(
+    ("subject", "reply", "allowed"),
+    [
+        ("alice.echo", "_INBOX.alice.abc.1", True),
+        ("alice.echo", "_INBOX.alice.x", True),
+        ("alice.echo", "_INBOX.alice", False),
+        ("alice.echo", "_INBOX.alice.", False),
+        ("alice.echo", "_INBOX.alicex.1", False),
+        ("alice.echo", "_INBOX.bob.1", False),
+        ("alice.echo", "bob.echo.stream.reply", False),
+        ("alice.echo", "carol.ping", False),
+        ("alice.echo", "_INBOX.alice.*", False),
+        ("alice.echo", "_INBOX.alice.>", False),
+        ("alice.echo", "_INBOX.alice..x", False),
+        ("alice.ping", "alice.ping", False),
+    ],
+)
+def test_a_reply_is_private_only_inside_the_senders_inbox(
+    subject: str, reply: str, allowed: bool
+) -> None:
+    assert is_private_reply(subject, reply) is allowed

@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from labkit.discovery import jetstream_replicas
 from labkit.labs import caching, echo, files, ping_pong, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
+from labkit.labs.reply_consumers import REPLY_ACK_WAIT, ReplyConsumers
 from labkit.nsc.wrapper import Nsc
 from labkit.objects.transforms import ImageLimits
 from labkit.server.cache import Cache, open_cache
@@ -33,6 +34,9 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
     async def cache(nc: Client) -> tuple[type, Any]:
         return Cache, await open_cache(nc, settings.server, replicas=replicas)
 
+    async def reply_consumers(nc: Client) -> tuple[type, Any]:
+        return ReplyConsumers, ReplyConsumers(nc.jetstream(), REPLY_ACK_WAIT)
+
     options.setdefault("queue", settings.server.queue)
     options.setdefault("max_in_flight", settings.server.max_in_flight)
     return Server(
@@ -42,7 +46,7 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
             UserDirectory: NscDirectory(Nsc.from_settings(settings)),
             ImageLimits: files.image_limits(settings.s3),
         },
-        resource_factories=[cache, files.object_store_resource(settings)],
+        resource_factories=[cache, reply_consumers, files.object_store_resource(settings)],
         streams=[stream_echo.echo_stream_config(settings.stream, replicas)],
         **options,
     )

@@ -1,8 +1,15 @@
-"""Errors of the application server framework."""
+"""Errors of the application server framework.
+
+RemoteError (what a client sees) lives in labkit.error_replies, which clients import;
+it is re-exported here for code that already takes it from the server.
+"""
 
 from __future__ import annotations
 
+from labkit.error_replies import RemoteError
 from labkit.errors import LabkitError
+
+__all__ = ["HandlerError", "InvalidHandler", "RemoteError", "ReplyNotSent", "ReplyTooLarge"]
 
 
 class InvalidHandler(LabkitError, TypeError):
@@ -25,11 +32,16 @@ class HandlerError(LabkitError):
         self.status = status
 
 
-class RemoteError(LabkitError):
-    """The server answered a request with an error reply."""
+class ReplyNotSent(LabkitError):
+    """The bus did not take a reply (connection lost, a stream electing its leader).
 
-    def __init__(self, code: str, message: str, subject: str = "") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.subject = subject
+    Not the handler's fault: dispatch answers no error for it. A persisted request
+    is delivered again later; a core request's requester times out and may retry.
+    """
+
+
+class ReplyTooLarge(LabkitError):
+    """A reply larger than the bus (max_payload) or the stream (max_msg_size) accepts.
+
+    It would fail the same way every time, so it becomes a `too_large` error reply.
+    """

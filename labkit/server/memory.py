@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from labkit.server.dispatch import Outcome, dispatch, error_from
-from labkit.server.errors import RemoteError
+from labkit.error_replies import raise_for_error
+from labkit.server.dispatch import Outcome, dispatch
 from labkit.server.injection import Headers
 from labkit.server.router import Router
-from labkit.subjects import REPLY_SUFFIX, matches
+from labkit.subjects import first_token, inbox_prefix, matches, persisted_reply
 
 Response = TypeVar("Response", bound=Message)
 
@@ -62,7 +62,8 @@ class MemoryBus:
     ) -> Response:
         """Send a request; raise RemoteError on an error reply, TimeoutError without one."""
         data = message if isinstance(message, bytes) else message.SerializeToString()
-        inbox = f"_INBOX.memory.{next(self._ids)}"
+        # The requester's own inbox, as a real client's: the server answers nowhere else.
+        inbox = f"{inbox_prefix(first_token(subject))}.{next(self._ids)}"
         answer: asyncio.Future[Received] = asyncio.get_running_loop().create_future()
 
         async def on_reply(received: Received) -> None:
@@ -76,9 +77,7 @@ class MemoryBus:
             received = await asyncio.wait_for(answer, timeout)
         finally:
             self._subscribers.remove(subscriber)
-        error = error_from(received.headers, received.data)
-        if error is not None:
-            raise RemoteError(error.code, error.message, error.subject)
+        raise_for_error(received.headers, received.data)
         return response_type.FromString(received.data)
 
     def subscribe(self, pattern: str) -> asyncio.Queue[Received]:
@@ -101,7 +100,7 @@ class MemoryBus:
         for route in self.router.routes:
             if matches(route.pattern, subject):
                 # A persisted route's reply goes to `<subject>.reply`, as on the server.
-                answer_to = f"{subject}.{REPLY_SUFFIX}" if route.consumer else reply
+                answer_to = persisted_reply(subject) if route.consumer else reply
                 outcome = await dispatch(
                     route, subject, data, answer_to, headers, self._send, self.resources
                 )

@@ -19,6 +19,8 @@ import nats
 from nats.aio.client import Client, RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
 from nats.js.api import StreamConfig
 
 from labkit import __version__
@@ -27,10 +29,12 @@ from labkit.nsc.creds import user_of
 from labkit.server import services
 from labkit.server.consumers import RouteConsumer, ensure_stream
 from labkit.server.dispatch import dispatch
+from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.injection import Headers
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
 from labkit.settings import Settings
+from labkit.subjects import INBOX_PREFIX
 
 log = logging.getLogger("labkit.server")
 
@@ -86,6 +90,9 @@ class Server:
             name=f"{self.identity.name}-{self.identity.id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            # Never hear our own messages: a relayed line or a reply the server published
+            # must not come back to it as a request from someone else.
+            no_echo=True,
         )
         for factory in self._factories:
             kind, resource = await factory(self.nc)
@@ -95,7 +102,12 @@ class Server:
             await ensure_stream(js, config)
         for route in self.router.routes:
             if route.consumer is not None:
-                consumer = RouteConsumer(route, js, self.settings.stream.ack_wait)
+                consumer = RouteConsumer(
+                    route,
+                    js,
+                    self.settings.stream.ack_wait,
+                    self.settings.stream.max_deliveries,
+                )
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
                 continue
@@ -160,7 +172,7 @@ class Server:
         async def serve() -> None:
             async with self._limit:
                 outcome = await consumer.serve(message, self.resources)
-            self.stats[consumer.route.name].record(outcome.seconds, outcome.error)
+            self.stats[consumer.route.name].record(outcome.seconds, outcome.error, outcome.refused)
 
         task = asyncio.create_task(serve())
         self._in_flight.add(task)
@@ -177,18 +189,29 @@ class Server:
                 self._send,
                 self.resources,
             )
-            self.stats[route.name].record(outcome.seconds, outcome.error)
+            self.stats[route.name].record(outcome.seconds, outcome.error, outcome.refused)
         finally:
             self._limit.release()
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None
-        await self.nc.publish(subject, data, headers=headers)
+        try:
+            await self.nc.publish(subject, data, headers=headers)
+        except MaxPayloadError as exc:
+            raise ReplyTooLarge(
+                f"the reply is {len(data)} bytes, more than this NATS server carries "
+                f"({self.nc.max_payload} bytes): ask for less"
+            ) from exc
+        except NatsError as exc:
+            raise ReplyNotSent(f"publishing on {subject}: {type(exc).__name__}: {exc}") from exc
 
     async def _discovery(self, msg: Msg) -> None:
         verb = services.verb_of(msg.subject)
-        if msg.reply:
+        # Discovery answers go to an inbox only, never to a subject the asker picked.
+        if msg.reply and msg.reply.startswith(f"{INBOX_PREFIX}."):
             await msg.respond(services.answer(verb, self.identity, list(self.stats.values())))
+        elif msg.reply:
+            log.warning("refused a %s request: its reply subject %r is no inbox", verb, msg.reply)
 
 
 def _server_creds(settings: Settings) -> str:

@@ -25,13 +25,17 @@ class EndpointStats:
     num_errors: int = 0
     last_error: str = ""
     processing_time_ns: int = 0
+    # Requests refused because their reply subject was not the sender's own inbox.
+    num_refused: int = 0
 
-    def record(self, seconds: float, error: str | None) -> None:
+    def record(self, seconds: float, error: str | None, refused: bool = False) -> None:
         self.num_requests += 1
         self.processing_time_ns += int(seconds * 1_000_000_000)
         if error is not None:
             self.num_errors += 1
             self.last_error = error
+        if refused:
+            self.num_refused += 1
 
     def as_dict(self) -> dict[str, Any]:
         average = self.processing_time_ns // self.num_requests if self.num_requests else 0
@@ -44,6 +48,8 @@ class EndpointStats:
             "last_error": self.last_error,
             "processing_time": self.processing_time_ns,
             "average_processing_time": average,
+            # The micro schema's place for an endpoint's own figures.
+            "data": {"refused_replies": self.num_refused},
         }
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from labkit.error_replies import error_from
 from labkit.protocol import (
     EchoRequest,
     EchoResponse,
@@ -28,7 +29,6 @@ from labkit.protocol import (
     ImageResponse,
     PingRequest,
 )
-from labkit.server.dispatch import error_from
 from labkit.subjects import (
     ECHO,
     ECHO_STREAM,
@@ -78,6 +78,8 @@ _ECHO_STREAM_REPLY = f"{ECHO_STREAM}.{REPLY_SUFFIX}"
 # First match wins, so the longer patterns come first. A persisted request is answered
 # by JetStream's own JSON acknowledgement, not by a lab message.
 LAB_MESSAGES: tuple[LabMessage, ...] = (
+    # A stored reply's subject ends in its request's slot: `...echo.stream.reply.<slot>`.
+    LabMessage(stored(any_user(_ECHO_STREAM_REPLY)) + ".*", EchoResponse, None),
     LabMessage(stored(any_user(_ECHO_STREAM_REPLY)), EchoResponse, None),
     LabMessage(stored(any_user(ECHO_STREAM)), EchoRequest, None),
     LabMessage(any_user(_ECHO_STREAM_REPLY), EchoResponse, None),

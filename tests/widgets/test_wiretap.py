@@ -91,7 +91,7 @@ def test_the_observer_shows_a_persisted_echo_and_hides_the_polling(running_stack
     settings = running_stack.settings
     nsc = Nsc.from_settings(settings)
 
-    async def scenario() -> ObserverTap:
+    async def scenario() -> tuple[ObserverTap, str]:
         server = lab_server(settings)
         await server.start()
         tap = ObserverTap([f"{PERSIST_PREFIX}.>", "_INBOX.>"], settings=settings)
@@ -99,8 +99,9 @@ def test_the_observer_shows_a_persisted_echo_and_hides_the_polling(running_stack
         alice = await connect_as(nsc.create_user(ALICE).creds, settings=settings)
         try:
             request = EchoRequest(message="kept").SerializeToString()
-            await alice.jetstream().publish(f"{ALICE}.echo.stream", request)
-            stored_reply = f"{PERSIST_PREFIX}.{ALICE}.echo.stream.reply"
+            ack = await alice.jetstream().publish(f"{ALICE}.echo.stream", request)
+            # Each reply on a subject of its own request's (here: by its sequence).
+            stored_reply = f"{PERSIST_PREFIX}.{ALICE}.echo.stream.reply.seq-{ack.seq}"
             async with asyncio.timeout(5):
                 while not any(row["subject"] == stored_reply for row in tap.rows):
                     await asyncio.sleep(0.02)
@@ -108,13 +109,13 @@ def test_the_observer_shows_a_persisted_echo_and_hides_the_polling(running_stack
             await tap.stop()
             await alice.close()
             await server.stop()
-        return tap
+        return tap, stored_reply
 
-    tap = asyncio.run(scenario())
+    tap, stored_reply = asyncio.run(scenario())
     seen = [(row["subject"], row["sender"], row["message"]) for row in tap.rows]
     assert (f"persist.{ALICE}.echo.stream", ALICE, 'EchoRequest{message: "kept"}') in seen
     stored = f'EchoResponse{{message: "echo kept from {ALICE}"}}'
-    assert (f"persist.{ALICE}.echo.stream.reply", ALICE, stored) in seen
+    assert (stored_reply, ALICE, stored) in seen
     acks = [m for s, who, m in seen if s.startswith(f"_INBOX.{ALICE}.") and m.startswith("JSON")]
     assert acks and '"stream":"ECHO_STREAM"' in acks[0], seen
     assert not any(m.startswith(("status 404", "status 408")) for _, _, m in seen)
