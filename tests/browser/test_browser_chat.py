@@ -43,10 +43,14 @@ def lab_page_wait() -> Iterator[None]:
         os.environ["LABKIT_PAGE_WAIT"] = before
 
 
-def _cell_index(lab: JupyterLab, starts: str) -> int:
+def _cell_index(lab: JupyterLab, code: str) -> int:
     cells = lab.notebook(NOTEBOOK)["cells"]
-    found = [i for i, cell in enumerate(cells) if "".join(cell["source"]).startswith(starts)]
-    assert len(found) == 1, f"{NOTEBOOK}: {len(found)} cells start with {starts!r}"
+    found = [
+        i
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "code" and code in "".join(cell["source"])
+    ]
+    assert len(found) == 1, f"{NOTEBOOK}: {len(found)} code cells hold {code!r}"
     return found[0]
 
 
