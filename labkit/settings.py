@@ -188,6 +188,12 @@ class ServerSettings(BaseModel):
     cache_backend: str = Field("memory", description="memory, or kv (a JetStream KV bucket)")
     cache_ttl: Duration = Field(timedelta(seconds=5), gt=timedelta(0))
     cache_max_entries: int = Field(10_000, ge=1)
+    cache_max_bytes: int = Field(
+        64 * 1024**2, ge=64 * 1024, description="the whole cache's bytes (keys are hashed)"
+    )
+    cache_max_user_bytes: int = Field(
+        8 * 1024**2, ge=4 * 1024, description="one user's share; past it their own entries go"
+    )
     cache_bucket: str = "labkit-cache"
 
 
