@@ -59,3 +59,10 @@ class TransferRefused(ObjectsError):
 
     code = "transfer_refused"
     status = 403
+
+
+class TransformsBusy(ObjectsError):
+    """A user already has as many transforms running as one user may."""
+
+    code = "busy"
+    status = 429
