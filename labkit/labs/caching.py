@@ -28,9 +28,7 @@ def cache_key(user: str, message: str) -> str:
     return f"{user}\x00{message}"
 
 
-async def cached_echo_reply(
-    cache: Cache, key: str, message: str, owner: str = ""
-) -> EchoResponse:
+async def cached_echo_reply(cache: Cache, key: str, message: str, owner: str = "") -> EchoResponse:
     """The reply cached under `key`, else a new one, made now and cached as `owner`'s."""
     cached = await cache.get(key)
     if cached is not None:

@@ -78,8 +78,10 @@ class ImageWork:
         freed = self._pixels_freed
         async with freed:
             await freed.wait_for(
-                lambda: self.pixels_in_flight == 0
-                or self.pixels_in_flight + count <= self.max_pixels_in_flight
+                lambda: (
+                    self.pixels_in_flight == 0
+                    or self.pixels_in_flight + count <= self.max_pixels_in_flight
+                )
             )
             self.pixels_in_flight += count
         try:

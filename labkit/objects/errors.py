@@ -61,6 +61,12 @@ class TransferRefused(ObjectsError):
     status = 403
 
 
+class InvalidUploadSize(ObjectsError, ValueError):
+    """An upload URL asked for without the file's size (the URL is signed for it)."""
+
+    code = "invalid_size"
+
+
 class TransformsBusy(ObjectsError):
     """A user already has as many transforms running as one user may."""
 

@@ -137,6 +137,17 @@ def guard_pixels(limits: ImageLimits) -> None:
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
 
 
+def header_pixels(data: bytes) -> int:
+    """The pixels decoding `data` will hold, from its header alone (0 if it has none:
+    `open_image` then says what is wrong)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 0
+    return width * height
+
+
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     """Decode `data` within the limits; raise NotAnImage or ObjectTooLarge."""
     if len(data) > limits.max_bytes:

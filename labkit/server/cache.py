@@ -159,3 +159,5 @@ register_dependency(Cache)
 
 # After Cache: the memory backend builds on it.
 from labkit.server.memory_cache import MemoryCache  # noqa: E402
+
+__all__ = ["CACHE_BACKENDS", "Cache", "KeyValueCache", "MemoryCache", "open_cache"]

@@ -10,6 +10,7 @@ Each run works in a bucket of its own and removes it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -209,10 +210,9 @@ def test_a_sized_upload_url_lying_about_its_length_stores_no_more(target: Target
     # reads only what the header says, so nothing past it reaches the object.
     store, key = target.store, _key()
     url = store.presign_sized_put(key, 10, timedelta(minutes=1))
-    try:
+    # the store may close the connection on the excess bytes
+    with contextlib.suppress(requests.RequestException):
         requests.put(url, data=b"0123456789" + b"x" * 100_000, headers={"Content-Length": "10"})
-    except requests.RequestException:
-        pass  # the store may close the connection on the excess bytes
     if store.exists(key):
         assert store.read(key) == b"0123456789"
 
