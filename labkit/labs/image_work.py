@@ -40,6 +40,7 @@ class ImageWork:
     _presign_pool: ThreadPoolExecutor = field(init=False)
     _running: dict[str, int] = field(default_factory=dict, init=False)
     pixels_in_flight: int = field(default=0, init=False)
+    waiting_for_pixels: int = field(default=0, init=False)
     _pixels_freed: asyncio.Condition | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -77,12 +78,16 @@ class ImageWork:
             self._pixels_freed = asyncio.Condition()
         freed = self._pixels_freed
         async with freed:
-            await freed.wait_for(
-                lambda: (
-                    self.pixels_in_flight == 0
-                    or self.pixels_in_flight + count <= self.max_pixels_in_flight
+            self.waiting_for_pixels += 1
+            try:
+                await freed.wait_for(
+                    lambda: (
+                        self.pixels_in_flight == 0
+                        or self.pixels_in_flight + count <= self.max_pixels_in_flight
+                    )
                 )
-            )
+            finally:
+                self.waiting_for_pixels -= 1
             self.pixels_in_flight += count
         try:
             yield
