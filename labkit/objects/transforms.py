@@ -2,8 +2,9 @@
 
 `parse_transformation` checks a request before any image is read (so a bad one
 changes nothing); `transform_image_bytes` does the rest: open under explicit
-limits, apply, encode as PNG. It is CPU-bound: servers run it in a thread
-(`asyncio.to_thread`) so one large image does not stall other users' requests.
+limits, apply, encode as PNG. It is CPU-bound: the file lab runs it on a bounded
+pool of its own (`labkit.labs.image_work`) so one large image does not stall other
+users' requests.
 
 | transformation | mode | result |
 |---|---|---|
