@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, ServiceUnavailableError
 
@@ -29,6 +30,7 @@ from labkit.settings import ServerSettings
 
 Clock = Callable[[], float]
 _STAMP = struct.Struct("!d")
+_STREAM_CONFIG_DIFFERS = 10058  # JetStream: "stream name already in use with a different ..."
 log = logging.getLogger("labkit.server.cache")
 
 
@@ -81,9 +83,15 @@ class KeyValueCache(Cache):
             max_bytes=max_bytes,
             max_value_size=max_value_bytes,
         )
-        kv = await when_available(
-            lambda: js.create_key_value(config), f"creating KV bucket {bucket}"
-        )
+        try:
+            kv = await when_available(
+                lambda: js.create_key_value(config), f"creating KV bucket {bucket}"
+            )
+        except BadRequestError as exc:
+            if exc.err_code != _STREAM_CONFIG_DIFFERS:
+                raise
+            # Made by an older labkit or other settings: bring its bounds to these.
+            kv = await _rebound(js, config)
         return cls(kv, ttl)
 
     async def get(self, key: str) -> bytes | None:
@@ -106,6 +114,18 @@ class KeyValueCache(Cache):
             await self._kv.put(_kv_key(key), _STAMP.pack(self._clock()) + value)
         except (BadRequestError, ServiceUnavailableError) as exc:
             log.info("cache bucket refused an entry (%s): not cached", exc)
+
+
+async def _rebound(js: JetStreamContext, config: KeyValueConfig) -> Any:
+    """Update an existing bucket's TTL and byte bounds to `config`'s; the bucket."""
+    stream = f"KV_{config.bucket}"
+    current = (await js.stream_info(stream)).config
+    current.max_age = config.ttl
+    current.max_bytes = config.max_bytes
+    current.max_msg_size = config.max_value_size
+    await js.update_stream(current)
+    log.info("cache bucket %s: bounds updated to %s bytes", config.bucket, config.max_bytes)
+    return await js.key_value(config.bucket)
 
 
 def _kv_key(key: str) -> str:

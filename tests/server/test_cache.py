@@ -165,6 +165,42 @@ def test_kv_cache_entries_expire_after_ttl(running_stack: Stack) -> None:
     assert asyncio.run(scenario()) == [b"value", b"value", None, b"value", None]
 
 
+def test_kv_cache_bucket_is_bounded_in_bytes_and_refusals_are_not_errors(
+    running_stack: Stack,
+) -> None:
+    bucket = f"test-cache-bytes-{secrets.token_hex(4)}"
+
+    async def scenario() -> dict[str, object]:
+        nc = await server_connection(running_stack)
+        try:
+            older = await KeyValueCache.open(nc, bucket, ttl=30)  # as labkit made it before
+            await older.set("kept", b"k")
+            cache = await KeyValueCache.open(
+                nc, bucket, ttl=30, max_bytes=64 * 1024, max_value_bytes=16 * 1024
+            )
+            status = await nc.jetstream().stream_info(f"KV_{bucket}")
+            await cache.set("too large", b"x" * 20_000)  # over the largest entry: not cached
+            for number in range(20):  # 200 kB into a 64 KiB bucket: the rest is refused
+                await cache.set(f"fill {number}", b"f" * 10_000)
+            filled = await nc.jetstream().stream_info(f"KV_{bucket}")
+            return {
+                "max_bytes": status.config.max_bytes,
+                "too_large": await cache.get("too large"),
+                "kept": await cache.get("kept"),
+                "held": filled.state.bytes,
+                "first": await cache.get("fill 0"),
+            }
+        finally:
+            await nc.jetstream().delete_key_value(bucket)
+            await nc.close()
+
+    seen = asyncio.run(scenario())
+    assert seen["max_bytes"] == 64 * 1024
+    assert seen["too_large"] is None and seen["kept"] == b"k"
+    assert int(seen["held"]) <= 64 * 1024  # type: ignore[call-overload]
+    assert seen["first"] == b"f" * 10_000
+
+
 def test_memory_cache_counts_bytes_and_a_user_past_their_share_evicts_their_own() -> None:
     cache = MemoryCache(ttl=60, clock=FakeClock(), max_bytes=10_000, max_user_bytes=4_000)
 
