@@ -207,6 +207,12 @@ class ServerSettings(BaseModel):
     cache_backend: str = Field("memory", description="memory, or kv (a JetStream KV bucket)")
     cache_ttl: Duration = Field(timedelta(seconds=5), gt=timedelta(0))
     cache_max_entries: int = Field(10_000, ge=1)
+    cache_max_bytes: int = Field(
+        64 * 1024**2, ge=64 * 1024, description="the whole cache's bytes (keys are hashed)"
+    )
+    cache_max_user_bytes: int = Field(
+        8 * 1024**2, ge=4 * 1024, description="one user's share; past it their own entries go"
+    )
     cache_bucket: str = "labkit-cache"
 
 
@@ -226,6 +232,14 @@ class S3Settings(BaseModel):
     url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
     max_image_pixels: int = Field(25_000_000, ge=1)
     max_image_bytes: int = Field(20 * 1024**2, ge=1)
+    upload_url_expiry: Duration = Field(
+        timedelta(minutes=5), gt=timedelta(0), description="how long an upload URL works"
+    )
+    image_workers: int = Field(3, ge=2, description="threads for image transforms")
+    transforms_per_user: int = Field(2, ge=1, description="one user's transforms at once")
+    max_pixels_in_flight: int = Field(
+        25_000_000, ge=1, description="decoded pixels in memory at once, all users"
+    )
 
 
 class StreamSettings(BaseModel):

@@ -57,6 +57,7 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert (server.replicas, server.max_in_flight) == (1, 256)
     assert (server.cache_backend, server.cache_ttl) == ("memory", timedelta(seconds=5))
     assert server.cache_max_entries == 10_000
+    assert (server.cache_max_bytes, server.cache_max_user_bytes) == (64 << 20, 8 << 20)
     stream = settings.stream
     assert (stream.max_age, stream.max_bytes) == (timedelta(days=7), 256 << 20)
     assert stream.duplicate_window == timedelta(minutes=2)
@@ -68,6 +69,9 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert (s3.region, s3.secure, s3.port) == ("us-east-1", False, 9000)
     assert s3.bucket == "labkit-files" and s3.url_expiry == timedelta(hours=2)
     assert (s3.max_image_pixels, s3.max_image_bytes) == (25_000_000, 20 << 20)
+    assert s3.upload_url_expiry == timedelta(minutes=5)
+    assert (s3.image_workers, s3.transforms_per_user) == (3, 2)
+    assert s3.max_pixels_in_flight == 25_000_000
 
 
 def test_nested_variables_use_one_underscore(monkeypatch: pytest.MonkeyPatch) -> None:

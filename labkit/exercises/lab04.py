@@ -47,8 +47,8 @@ class WatchedCache(Cache):
         self.last_was_hit = value is not None
         return value
 
-    async def set(self, key: str, value: bytes) -> None:
-        await self.inner.set(key, value)
+    async def set(self, key: str, value: bytes, owner: str = "") -> None:
+        await self.inner.set(key, value, owner)
 
 
 class CachedEcho:

@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from labkit.discovery import jetstream_replicas
 from labkit.labs import caching, echo, files, ping_pong, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
+from labkit.labs.image_work import ImageWork
 from labkit.labs.reply_consumers import REPLY_ACK_WAIT, ReplyConsumers
 from labkit.nsc.wrapper import Nsc
 from labkit.objects.transforms import ImageLimits
@@ -45,6 +46,8 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
         resources={
             UserDirectory: NscDirectory(Nsc.from_settings(settings)),
             ImageLimits: files.image_limits(settings.s3),
+            ImageWork: ImageWork.from_settings(settings.s3),
+            files.UploadExpiry: files.UploadExpiry(settings.s3.upload_url_expiry),
         },
         resource_factories=[cache, reply_consumers, files.object_store_resource(settings)],
         streams=[stream_echo.echo_stream_config(settings.stream, replicas)],

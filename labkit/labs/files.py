@@ -3,12 +3,19 @@
 The bytes never travel over NATS. A client asks for a URL, moves the bytes over
 plain HTTP straight to the object store, and asks the server to work on them:
 
-- `<user>.send_file`      `ImageRequest{name}` -> `ImageResponse{URL}`: a presigned
-  PUT URL for the user's object `name` (valid `LABKIT_S3_URL_EXPIRY`, 2 hours).
+- `<user>.send_file`      `ImageRequest{name, size}` -> `ImageResponse{URL}`: a presigned
+  PUT URL for the user's object `name` that takes exactly `size` bytes (at most
+  `LABKIT_S3_MAX_IMAGE_BYTES`: the store itself refuses any other size) and works
+  for `LABKIT_S3_UPLOAD_URL_EXPIRY` (5 minutes): ask for it right before uploading.
 - `<user>.transform_file` `ImageConfirmation{name, transformation, crop, mode}` ->
   `ImageResponse{URL}`: the server reads the image, transforms it (see
   `labkit.objects.transforms`), stores the PNG next to it as
-  `<stem>.<transformation>-<mode>.png` and answers a presigned GET URL for it.
+  `<stem>.<transformation>-<mode>.png` and answers a presigned GET URL for it
+  (valid `LABKIT_S3_URL_EXPIRY`, 2 hours).
+
+Transforms run on the lab's own bounded pool, at most a few per user (one more
+gets a `busy` error reply) and within a budget of decoded pixels across all
+users; presigning has a small pool of its own (`labkit.labs.image_work`).
 
 Objects live at `<user>/<name>` in one bucket; the user comes from the subject,
 which the NATS server vouches for, and a name is one safe path segment, so a
@@ -24,6 +31,7 @@ import mimetypes
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +40,22 @@ from nats.aio.client import Client
 from PIL import Image
 
 from labkit.client import request
+from labkit.labs.image_work import ImageWork
 from labkit.objects import transfer
-from labkit.objects.errors import ObjectNotFound, ObjectsError, ObjectStoreUnavailable
+from labkit.objects.errors import (
+    InvalidUploadSize,
+    ObjectNotFound,
+    ObjectsError,
+    ObjectStoreUnavailable,
+    ObjectTooLarge,
+)
 from labkit.objects.names import derived_name, object_key, validate_object_name
 from labkit.objects.store import ObjectStore
 from labkit.objects.transforms import (
     Box,
     ImageLimits,
+    Transformation,
+    header_pixels,
     open_image,
     parse_transformation,
     transform_image_bytes,
@@ -66,8 +83,36 @@ def _limits(delivery: Delivery) -> ImageLimits:
     return limits if isinstance(limits, ImageLimits) else ImageLimits()
 
 
+_DEFAULT_WORK: list[ImageWork] = []
+
+
+def _work(delivery: Delivery) -> ImageWork:
+    # A server built without one (tests of other labs) shares one default, so the
+    # per-user limits still hold across its requests.
+    work = delivery.resources.get(ImageWork)
+    if isinstance(work, ImageWork):
+        return work
+    if not _DEFAULT_WORK:
+        _DEFAULT_WORK.append(ImageWork())
+    return _DEFAULT_WORK[0]
+
+
+def _upload_expiry(delivery: Delivery) -> UploadExpiry:
+    expiry = delivery.resources.get(UploadExpiry)
+    return expiry if isinstance(expiry, UploadExpiry) else UploadExpiry()
+
+
+@dataclass(frozen=True)
+class UploadExpiry:
+    """How long an upload URL works (LABKIT_S3_UPLOAD_URL_EXPIRY)."""
+
+    lifetime: timedelta = timedelta(minutes=5)
+
+
 register_dependency(ObjectStore)
 register_dependency(ImageLimits, _limits)
+register_dependency(ImageWork, _work)
+register_dependency(UploadExpiry, _upload_expiry)
 
 router = Router("files")
 
@@ -83,18 +128,43 @@ def _as_error_replies() -> Iterator[None]:
 
 @router.subscribe(any_user(SEND_FILE))
 async def send_file(
-    image_request: ImageRequest, user: CurrentUser, store: ObjectStore
+    image_request: ImageRequest,
+    user: CurrentUser,
+    store: ObjectStore,
+    limits: ImageLimits,
+    work: ImageWork,
+    expiry: UploadExpiry,
 ) -> ImageResponse:
-    """A presigned PUT URL for the user's object `name`."""
+    """A presigned PUT URL for exactly `size` bytes of the user's object `name`."""
     with _as_error_replies():
         key = object_key(user, validate_object_name(image_request.name))
-        url = await asyncio.to_thread(store.presign_put, key)
+        size = check_upload_size(image_request.size, limits)
+        url = await work.on_presign_pool(store.presign_sized_put, key, size, expiry.lifetime)
     return ImageResponse(URL=url)
+
+
+def check_upload_size(size: int, limits: ImageLimits) -> int:
+    """The size an upload URL is signed for; InvalidUploadSize/ObjectTooLarge if it cannot be."""
+    if size <= 0:
+        raise InvalidUploadSize(
+            "say how many bytes you will upload (ImageRequest.size, more than 0): "
+            "the upload URL accepts exactly that many"
+        )
+    if size > limits.max_bytes:
+        raise ObjectTooLarge(
+            f"the file has {size:,} bytes; the limit is {limits.max_bytes:,} "
+            "(LABKIT_S3_MAX_IMAGE_BYTES): send a smaller image"
+        )
+    return size
 
 
 @router.subscribe(any_user(TRANSFORM_FILE))
 async def transform_file(
-    confirmation: ImageConfirmation, user: CurrentUser, store: ObjectStore, limits: ImageLimits
+    confirmation: ImageConfirmation,
+    user: CurrentUser,
+    store: ObjectStore,
+    limits: ImageLimits,
+    work: ImageWork,
 ) -> ImageResponse:
     """Transform the user's image; a presigned GET URL for the result stored next to it."""
     with _as_error_replies():
@@ -103,15 +173,29 @@ async def transform_file(
         box = _box(confirmation.crop) if confirmation.HasField("crop") else None
         transformation = parse_transformation(confirmation.transformation, confirmation.mode, box)
         result_key = object_key(user, derived_name(name, transformation.label))
-        try:
-            data = await asyncio.to_thread(store.read, object_key(user, name), limits.max_bytes)
-        except ObjectNotFound:
-            raise ObjectNotFound(not_found_message(user, name)) from None
-        # Pillow runs in a worker thread: other users' requests go on meanwhile.
-        png = await asyncio.to_thread(transform_image_bytes, data, transformation, limits)
-        await asyncio.to_thread(store.write, result_key, png, RESULT_TYPE)
-        url = await asyncio.to_thread(store.presign_get, result_key)
+        async with work.transform_slot(user):  # TransformsBusy: a `busy` reply, at once
+            try:
+                data = await work.on_image_pool(
+                    store.read, object_key(user, name), limits.max_bytes
+                )
+            except ObjectNotFound:
+                raise ObjectNotFound(not_found_message(user, name)) from None
+            # The header says how many pixels decoding will hold: wait until they fit.
+            async with work.pixels(header_pixels(data)):
+                await work.on_image_pool(
+                    _transform_and_store, store, result_key, data, transformation, limits
+                )
+            url = await work.on_presign_pool(store.presign_get, result_key)
     return ImageResponse(URL=url)
+
+
+def _transform_and_store(
+    store: ObjectStore, key: str, data: bytes, transformation: Transformation, limits: ImageLimits
+) -> int:
+    # One job on the image pool: Pillow, then the write, so the PNG is freed with it.
+    png = transform_image_bytes(data, transformation, limits)
+    store.write(key, png, RESULT_TYPE)
+    return len(png)
 
 
 def not_found_message(user: str, name: str) -> str:
@@ -147,10 +231,16 @@ def object_store_resource(settings: Settings) -> Resource:
 # --- the client side ----------------------------------------------------------
 
 
-async def request_upload_url(nc: Client, user: str, name: str, timeout: float = 5.0) -> str:
-    """Ask the server for a presigned PUT URL for `name` (RemoteError if refused)."""
+async def request_upload_url(
+    nc: Client, user: str, name: str, size: int, timeout: float = 5.0
+) -> str:
+    """A presigned PUT URL for exactly `size` bytes of `name` (RemoteError if refused)."""
     answer = await request(
-        nc, user_subject(user, SEND_FILE), ImageRequest(name=name), ImageResponse, timeout
+        nc,
+        user_subject(user, SEND_FILE),
+        ImageRequest(name=name, size=size),
+        ImageResponse,
+        timeout,
     )
     return answer.URL
 
@@ -210,7 +300,8 @@ class FileClient:
                 raise ValueError("give a name when uploading bytes, e.g. name='cat.png'")
             name = source.name
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        url = await request_upload_url(self.nc, self.user, name)
+        size = source.stat().st_size if isinstance(source, Path) else len(source)
+        url = await request_upload_url(self.nc, self.user, name, size)
         await asyncio.to_thread(
             transfer.put_to_url,
             url,

@@ -59,3 +59,16 @@ class TransferRefused(ObjectsError):
 
     code = "transfer_refused"
     status = 403
+
+
+class InvalidUploadSize(ObjectsError, ValueError):
+    """An upload URL asked for without the file's size (the URL is signed for it)."""
+
+    code = "invalid_size"
+
+
+class TransformsBusy(ObjectsError):
+    """A user already has as many transforms running as one user may."""
+
+    code = "busy"
+    status = 429

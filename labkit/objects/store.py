@@ -31,6 +31,7 @@ from labkit.objects.errors import (
     ObjectStoreUnavailable,
     ObjectTooLarge,
 )
+from labkit.objects.presign import presign_sized_put
 from labkit.settings import Settings
 
 log = logging.getLogger("labkit.objects")
@@ -108,6 +109,14 @@ class ObjectStore:
     def presign_put(self, key: str, expires: timedelta | None = None) -> str:
         """A URL that accepts one HTTP PUT of `key`'s bytes until it expires."""
         return self._presign("PUT", key, expires)
+
+    def presign_sized_put(
+        self, key: str, size: int, expires: timedelta, signed_at: datetime | None = None
+    ) -> str:
+        """A URL that accepts one HTTP PUT of exactly `size` bytes of `key` until it expires
+        (the store refuses any other size: see `labkit.objects.presign`)."""
+        self.client  # noqa: B018  (the bucket exists before anyone uploads to it)
+        return presign_sized_put(self.endpoint, self.bucket, key, size, expires, signed_at)
 
     def presign_get(self, key: str, expires: timedelta | None = None) -> str:
         """A URL that serves `key` over HTTP GET until it expires."""

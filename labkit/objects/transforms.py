@@ -2,8 +2,9 @@
 
 `parse_transformation` checks a request before any image is read (so a bad one
 changes nothing); `transform_image_bytes` does the rest: open under explicit
-limits, apply, encode as PNG. It is CPU-bound: servers run it in a thread
-(`asyncio.to_thread`) so one large image does not stall other users' requests.
+limits, apply, encode as PNG. It is CPU-bound: the file lab runs it on a bounded
+pool of its own (`labkit.labs.image_work`) so one large image does not stall other
+users' requests.
 
 | transformation | mode | result |
 |---|---|---|
@@ -135,6 +136,17 @@ def guard_pixels(limits: ImageLimits) -> None:
     anything above the limit itself, before decoding, with an error a learner can read.
     """
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
+
+
+def header_pixels(data: bytes) -> int:
+    """The pixels decoding `data` will hold, from its header alone (0 if it has none:
+    `open_image` then says what is wrong)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 0
+    return width * height
 
 
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clabkit.proto\x12\x06labkit\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"C\n\x0bPingRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x1c\n\x0cImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x04\x43rop\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"c\n\x11ImageConfirmation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0etransformation\x18\x02 \x01(\t\x12\x1a\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x0c.labkit.Crop\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\x1c\n\rImageResponse\x12\x0b\n\x03URL\x18\x01 \x01(\t\"<\n\nErrorReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clabkit.proto\x12\x06labkit\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"C\n\x0bPingRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x0cImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\"@\n\x04\x43rop\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"c\n\x11ImageConfirmation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0etransformation\x18\x02 \x01(\t\x12\x1a\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x0c.labkit.Crop\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\x1c\n\rImageResponse\x12\x0b\n\x03URL\x18\x01 \x01(\t\"<\n\nErrorReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PINGREQUEST']._serialized_start=89
   _globals['_PINGREQUEST']._serialized_end=156
   _globals['_IMAGEREQUEST']._serialized_start=158
-  _globals['_IMAGEREQUEST']._serialized_end=186
-  _globals['_CROP']._serialized_start=188
-  _globals['_CROP']._serialized_end=252
-  _globals['_IMAGECONFIRMATION']._serialized_start=254
-  _globals['_IMAGECONFIRMATION']._serialized_end=353
-  _globals['_IMAGERESPONSE']._serialized_start=355
-  _globals['_IMAGERESPONSE']._serialized_end=383
-  _globals['_ERRORREPLY']._serialized_start=385
-  _globals['_ERRORREPLY']._serialized_end=445
+  _globals['_IMAGEREQUEST']._serialized_end=200
+  _globals['_CROP']._serialized_start=202
+  _globals['_CROP']._serialized_end=266
+  _globals['_IMAGECONFIRMATION']._serialized_start=268
+  _globals['_IMAGECONFIRMATION']._serialized_end=367
+  _globals['_IMAGERESPONSE']._serialized_start=369
+  _globals['_IMAGERESPONSE']._serialized_end=397
+  _globals['_ERRORREPLY']._serialized_start=399
+  _globals['_ERRORREPLY']._serialized_end=459
 # @@protoc_insertion_point(module_scope)

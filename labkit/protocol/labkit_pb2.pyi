@@ -29,10 +29,12 @@ class PingRequest(_message.Message):
     def __init__(self, destination: _Optional[str] = ..., origin: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ImageRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "size")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    size: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class Crop(_message.Message):
     __slots__ = ("left", "top", "right", "bottom")

@@ -166,17 +166,21 @@ def test_results_can_be_transformed_again(stack_settings: Settings) -> None:
 
 def test_the_upload_url_is_for_the_users_own_object_and_expires(stack_settings: Settings) -> None:
     async def scenario(lab: FilesLab) -> str:
-        return await request_upload_url(lab[ALICE].nc, ALICE, "cat.png")
+        return await request_upload_url(lab[ALICE].nc, ALICE, "cat.png", 1_000)
 
     url = urlsplit(run(stack_settings, scenario))
     assert url.scheme == "http" and url.hostname == "127.0.0.1"
     assert url.path == f"/{stack_settings.s3.bucket}/{ALICE}/cat.png"
-    assert parse_qs(url.query)["X-Amz-Expires"] == ["7200"]  # two hours by default
+    query = parse_qs(url.query)
+    assert query["X-Amz-Expires"] == ["300"]  # five minutes by default: ask, then upload
+    assert query["X-Amz-SignedHeaders"] == ["content-length;host"]  # for 1,000 bytes only
 
     shorter = stack_settings.model_copy(
-        update={"s3": stack_settings.s3.model_copy(update={"url_expiry": timedelta(minutes=5)})}
+        update={
+            "s3": stack_settings.s3.model_copy(update={"upload_url_expiry": timedelta(seconds=30)})
+        }
     )
-    assert parse_qs(urlsplit(run(shorter, scenario)).query)["X-Amz-Expires"] == ["300"]
+    assert parse_qs(urlsplit(run(shorter, scenario)).query)["X-Amz-Expires"] == ["30"]
 
 
 def test_a_large_file_uploads_from_a_path_with_a_progress_bar(
@@ -203,7 +207,9 @@ def test_a_large_file_uploads_from_a_path_with_a_progress_bar(
 def test_unsafe_names_are_refused_for_upload_and_transform(
     stack_settings: Settings, name: str
 ) -> None:
-    upload = refusal(stack_settings, lambda lab: request_upload_url(lab[ALICE].nc, ALICE, name))
+    upload = refusal(
+        stack_settings, lambda lab: request_upload_url(lab[ALICE].nc, ALICE, name, 100)
+    )
     assert upload.code == "invalid_name"
     transform = refusal(
         stack_settings, lambda lab: request_transform(lab[ALICE].nc, ALICE, name, "color", "BW")
@@ -249,10 +255,15 @@ def test_images_over_the_limits_are_refused(
     name = f"big-{size[0]}.png"
 
     async def scenario(lab: FilesLab) -> None:
-        await lab[ALICE].upload(encode_png(noise), name)
         before = lab.keys_of(ALICE)
-        with pytest.raises(RemoteError) as caught:
-            await lab[ALICE].transform(name, "rotate")
+        if "max_image_bytes" in limits:  # refused before any byte moves: no URL for it
+            with pytest.raises(RemoteError) as caught:
+                await lab[ALICE].upload(encode_png(noise), name)
+        else:
+            await lab[ALICE].upload(encode_png(noise), name)
+            before = lab.keys_of(ALICE)
+            with pytest.raises(RemoteError) as caught:
+                await lab[ALICE].transform(name, "rotate")
         assert caught.value.code == "too_large"
         assert message in caught.value.message
         assert lab.keys_of(ALICE) == before
@@ -315,12 +326,14 @@ def test_alice_cannot_reach_bobs_objects(stack_settings: Settings) -> None:
         assert missing.value.code == "not_found"
         for name in (f"../{BOB}/private.png", f"{BOB}/private.png"):
             with pytest.raises(RemoteError) as escape:
-                await request_upload_url(lab[ALICE].nc, ALICE, name)
+                await request_upload_url(lab[ALICE].nc, ALICE, name, 100)
             assert escape.value.code == "invalid_name"
         # Asking on bob's subject: the NATS server refuses alice's publish, nobody answers.
         with pytest.raises(asyncio.TimeoutError):
             await lab[ALICE].nc.request(
-                user_subject(BOB, SEND_FILE), ImageRequest(name="x.png").SerializeToString(), 0.3
+                user_subject(BOB, SEND_FILE),
+                ImageRequest(name="x.png", size=10).SerializeToString(),
+                0.3,
             )
         # A URL of her own, pointed at bob's object, no longer matches its signature.
         await lab[ALICE].upload(SAMPLE_PNG, "mine.png")

@@ -10,6 +10,7 @@ Each run works in a bucket of its own and removes it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -188,3 +189,38 @@ def test_objects_persist_across_a_restart_of_the_store(target: Target, tmp_path:
         assert second != first
         assert store.read("alice/kept.txt") == b"still here"
         assert store.stat("alice/kept.txt").content_type == "text/plain"
+
+
+def test_a_sized_upload_url_takes_exactly_its_size(target: Target) -> None:
+    # The store itself caps an upload: the URL signs its Content-Length.
+    store, key = target.store, _key()
+    body = secrets.token_bytes(1_000)
+    url = store.presign_sized_put(key, len(body), timedelta(minutes=1))
+    assert "X-Amz-SignedHeaders=content-length%3Bhost" in url
+    for wrong in (body + b"more", body[:-1]):
+        with pytest.raises(TransferRefused, match="HTTP 403"):
+            transfer.put_to_url(url, wrong)
+    assert not store.exists(key)
+    assert transfer.put_to_url(url, body, content_type="image/png") == len(body)
+    assert store.read(key) == body and store.stat(key).content_type == "image/png"
+
+
+def test_a_sized_upload_url_lying_about_its_length_stores_no_more(target: Target) -> None:
+    # A client that sends the signed Content-Length with a longer body: the HTTP server
+    # reads only what the header says, so nothing past it reaches the object.
+    store, key = target.store, _key()
+    url = store.presign_sized_put(key, 10, timedelta(minutes=1))
+    # the store may close the connection on the excess bytes
+    with contextlib.suppress(requests.RequestException):
+        requests.put(url, data=b"0123456789" + b"x" * 100_000, headers={"Content-Length": "10"})
+    if store.exists(key):
+        assert store.read(key) == b"0123456789"
+
+
+def test_an_expired_sized_upload_url_is_refused(target: Target) -> None:
+    store, key = target.store, _key()
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    url = store.presign_sized_put(key, 3, timedelta(seconds=60), signed_at=long_ago)
+    with pytest.raises(TransferRefused, match="HTTP 403"):
+        transfer.put_to_url(url, b"abc")
+    assert not store.exists(key)

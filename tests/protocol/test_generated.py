@@ -109,7 +109,8 @@ def test_seed_field_numbers() -> None:
         EchoRequest: {"message": 1},
         EchoResponse: {"message": 1},
         PingRequest: {"destination": 1, "origin": 2, "message": 3},
-        ImageRequest: {"name": 1},
+        # `size` added after the seed (an upload URL is signed for it); `name` keeps 1
+        ImageRequest: {"name": 1, "size": 2},
         Crop: {"left": 1, "top": 2, "right": 3, "bottom": 4},
         ImageConfirmation: {"name": 1, "transformation": 2, "crop": 3, "mode": 4},
         ImageResponse: {"URL": 1},

@@ -167,3 +167,91 @@ def test_kv_cache_entries_expire_after_ttl(running_stack: Stack) -> None:
             await nc.close()
 
     assert asyncio.run(scenario()) == [b"value", b"value", None, b"value", None]
+
+
+def test_kv_cache_bucket_is_bounded_in_bytes_and_refusals_are_not_errors(
+    running_stack: Stack,
+) -> None:
+    bucket = f"test-cache-bytes-{secrets.token_hex(4)}"
+
+    async def scenario() -> dict[str, object]:
+        nc = await server_connection(running_stack)
+        try:
+            older = await KeyValueCache.open(nc, bucket, ttl=30)  # as labkit made it before
+            await older.set("kept", b"k")
+            cache = await KeyValueCache.open(
+                nc, bucket, ttl=30, max_bytes=64 * 1024, max_value_bytes=16 * 1024
+            )
+            status = await nc.jetstream().stream_info(f"KV_{bucket}")
+            await cache.set("too large", b"x" * 20_000)  # over the largest entry: not cached
+            for number in range(20):  # 200 kB into a 64 KiB bucket: the rest is refused
+                await cache.set(f"fill {number}", b"f" * 10_000)
+            filled = await nc.jetstream().stream_info(f"KV_{bucket}")
+            return {
+                "max_bytes": status.config.max_bytes,
+                "too_large": await cache.get("too large"),
+                "kept": await cache.get("kept"),
+                "held": filled.state.bytes,
+                "first": await cache.get("fill 0"),
+            }
+        finally:
+            await nc.jetstream().delete_key_value(bucket)
+            await nc.close()
+
+    seen = asyncio.run(scenario())
+    assert seen["max_bytes"] == 64 * 1024
+    assert seen["too_large"] is None and seen["kept"] == b"k"
+    assert int(seen["held"]) <= 64 * 1024  # type: ignore[call-overload]
+    assert seen["first"] == b"f" * 10_000
+
+
+def test_memory_cache_counts_bytes_and_a_user_past_their_share_evicts_their_own() -> None:
+    cache = MemoryCache(ttl=60, clock=FakeClock(), max_bytes=10_000, max_user_bytes=4_000)
+
+    async def scenario() -> None:
+        await cache.set("bob\x00hi", b"b" * 1_000, owner="bob")
+        for number in range(20):  # alice: 20 kB, five times her share
+            await cache.set(f"alice\x00{number}" + "x" * 100_000, b"a" * 1_000, owner="alice")
+        assert await cache.get("bob\x00hi") == b"b" * 1_000
+        assert await cache.get("alice\x0019" + "x" * 100_000) == b"a" * 1_000  # her newest stay
+
+    asyncio.run(scenario())
+    assert cache.bytes_of("alice") <= 4_000 and cache.bytes <= 10_000
+    # the long keys are held as digests: each entry counts its value and a fixed overhead
+    assert cache.bytes == cache.bytes_of("bob") + cache.bytes_of("alice") == 4 * (1_000 + 256)
+
+
+def test_memory_cache_over_its_total_evicts_the_heaviest_user_first() -> None:
+    cache = MemoryCache(ttl=60, clock=FakeClock(), max_bytes=6_000, max_user_bytes=4_000)
+
+    async def scenario() -> None:
+        await cache.set("carol", b"c" * 1_000, owner="carol")
+        for number in range(3):
+            await cache.set(f"alice{number}", b"a" * 1_000, owner="alice")
+        await cache.set("bob", b"b" * 1_500, owner="bob")  # over 6,000: alice holds the most
+
+    asyncio.run(scenario())
+    assert cache.bytes_of("carol") == 1_256 and cache.bytes_of("bob") == 1_756
+    assert cache.bytes_of("alice") == 2 * 1_256 and cache.bytes <= 6_000
+
+
+def test_memory_cache_sweep_drops_expired_entries_untouched() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(ttl=5, clock=clock)
+
+    async def scenario() -> None:
+        await cache.set("old", b"1" * 2_000_000, owner="alice")
+        clock.now += 3
+        await cache.set("new", b"2", owner="bob")
+        clock.now += 2.5  # `old` is 5.5 s old, `new` 2.5 s
+
+    asyncio.run(scenario())
+    assert cache.sweep() == 2_000_000 + 256
+    assert len(cache) == 1 and cache.bytes_of("alice") == 0 and cache.bytes == 1 + 256
+    cache.close()
+
+
+def test_memory_cache_skips_a_value_larger_than_a_share() -> None:
+    cache = MemoryCache(ttl=5, max_bytes=100_000, max_user_bytes=10_000)
+    asyncio.run(cache.set("huge", b"x" * 20_000, owner="alice"))
+    assert len(cache) == 0 and cache.bytes == 0

@@ -35,7 +35,11 @@ IN_HAND = 4
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    # All IN_HAND transforms are one user's: let them all in (the server process
+    # inherits the environment), rather than answer the ones past her limit `busy`.
+    monkeypatch.setenv("LABKIT_S3_TRANSFORMS_PER_USER", str(IN_HAND))
+    monkeypatch.setenv("LABKIT_S3_IMAGE_WORKERS", str(IN_HAND + 1))
     stack = Stack(make_settings(tmp_path / "home", s3={"port": 0}))
     stack.ensure("nats", "nsc", "objects")
     stack.ensure("server")  # after the store: the server creates its bucket at start
