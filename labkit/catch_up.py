@@ -20,6 +20,7 @@ from nats.aio.client import Client, RawCredentials
 from PIL import Image
 
 from labkit.auth.client import Login
+from labkit.buffer import Buffer
 from labkit.client import connect_as
 from labkit.course_state import Accounts, CatchUpFailed, connection, ensure_stack, is_open, kept
 from labkit.discovery import nats_url, nsc_service
@@ -34,6 +35,8 @@ from labkit.widgets.persistence import PersistencePanel
 from labkit.widgets.wiretap import ObserverTap
 
 Namespace = Mapping[str, Any]
+SAMPLE = "images/sample.png"  # notebook 06's sample, relative to notebooks/
+PASSWORD = "correct horse battery staple"  # the catch-up learners' password
 
 
 def display(*objects: Any) -> None:
@@ -41,12 +44,54 @@ def display(*objects: Any) -> None:
     _ipython_display(*objects)  # type: ignore[no-untyped-call]
 
 
-SAMPLE = "images/sample.png"  # notebook 06's sample, relative to notebooks/
-PASSWORD = "correct horse battery staple"  # the catch-up learners' password
-
-
 def _password(namespace: Namespace) -> str:
     return str(namespace.get("password") or PASSWORD)
+
+
+class _ErrorLog:
+    """A connection's `error_cb` that keeps the errors and flags permission refusals."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.refused = asyncio.Event()
+
+    async def on_error(self, error: Exception) -> None:
+        self.errors.append(str(error))
+        if "permissions violation" in str(error).lower():
+            self.refused.set()
+
+
+def _set_on_call(event: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """A `closed_cb` that sets `event`."""
+
+    async def on_closed() -> None:
+        event.set()
+
+    return on_closed
+
+
+def _conversation_open(conversation: Any) -> bool:
+    return isinstance(conversation, Conversation) and conversation.is_open
+
+
+async def _one_learner(
+    namespace: Namespace, notebook: str, name: str, *components: str
+) -> tuple[Login, str, Client]:
+    """The notebook's `login` and open `nc` (the learner `name`), kept or rebuilt."""
+    ensure_stack(*components)
+    login = Accounts(notebook).reuse_or_login(namespace, "login", name, _password(namespace))
+    nc = await connection(namespace, "nc", login, name=f"notebook {notebook} ({name})")
+    return login, login.user_id, nc
+
+
+async def observer_tap(namespace: Namespace, subjects: list[str]) -> ObserverTap:
+    """The notebook's running `observer` tap, or a new one on `subjects`, started and shown."""
+    tap = kept(namespace, "observer", lambda old: isinstance(old, ObserverTap) and old.running)
+    if tap is None:
+        tap = ObserverTap(subjects)
+        await tap.start()
+        display(tap)
+    return tap
 
 
 async def lab01(namespace: Namespace) -> tuple[Client, list[str], asyncio.Event]:
@@ -80,40 +125,36 @@ async def lab01(namespace: Namespace) -> tuple[Client, list[str], asyncio.Event]
 
 async def lab02(
     namespace: Namespace,
-) -> tuple[AuthPanel, Login, Login, dict[str, Client], dict[str, asyncio.Event]]:
-    """Notebook 02: the auth `panel`, `alice`, `bob`, their `connections` and `closed` flags.
+) -> tuple[
+    AuthPanel, Login, Login, dict[str, Client], dict[str, asyncio.Event], dict[str, list[str]]
+]:
+    """Notebook 02: the auth `panel`, `alice`, `bob`, their `connections`, `closed` flags
+    and `errors` (what each connection's `error_cb` got).
 
     The connections do not reconnect, as the notebook's: a logout cuts them for good.
     """
-    names = ("panel", "alice", "bob", "connections", "closed")
+    names = ("panel", "alice", "bob", "connections", "closed", "errors")
     if all(name in namespace for name in names) and isinstance(namespace["panel"], AuthPanel):
-        panel, alice, bob, connections, closed = (namespace[name] for name in names)
-        return panel, alice, bob, connections, closed
+        panel, alice, bob, connections, closed, errors = (namespace[name] for name in names)
+        return panel, alice, bob, connections, closed, errors
     ensure_stack("auth")
     accounts, password = Accounts("02"), _password(namespace)
     logins = {name: accounts.login(name, password) for name in ("alice", "bob")}
     closed = {name: asyncio.Event() for name in logins}
+    logs = {name: _ErrorLog() for name in logins}
     connections = {
         name: await login.connect(
             allow_reconnect=False,
             name=f"notebook 02 ({name})",
             closed_cb=_set_on_call(closed[name]),
+            error_cb=logs[name].on_error,
         )
         for name, login in logins.items()
     }
     panel = AuthPanel()
     display(panel)
-    return panel, logins["alice"], logins["bob"], connections, closed
-
-
-async def _one_learner(
-    namespace: Namespace, notebook: str, name: str, *components: str
-) -> tuple[Login, str, Client]:
-    """The notebook's `login` and open `nc` (the learner `name`), kept or rebuilt."""
-    ensure_stack(*components)
-    login = Accounts(notebook).reuse_or_login(namespace, "login", name, _password(namespace))
-    nc = await connection(namespace, "nc", login, name=f"notebook {notebook} ({name})")
-    return login, login.user_id, nc
+    errors = {name: log.errors for name, log in logs.items()}
+    return panel, logins["alice"], logins["bob"], connections, closed, errors
 
 
 async def lab03(namespace: Namespace) -> tuple[Login, str, Client]:
@@ -126,87 +167,6 @@ async def lab04(namespace: Namespace) -> tuple[Login, str, Client]:
     return await _one_learner(namespace, "04", "learner", "server", "auth")
 
 
-async def lab06(namespace: Namespace) -> tuple[Login, str, Client, FileClient, Image.Image]:
-    """Notebook 06: `login`, `user`, `nc`, the learner's `files` client and the `sample` image.
-
-    Rebuilt after a restart, it also uploads the sample again, as section 2 did.
-    """
-    learner = str(namespace.get("learner") or "alice")
-    login, user, nc = await _one_learner(namespace, "06", learner, "server", "auth", "objects")
-    files = kept(namespace, "files", lambda old: old.nc is nc)
-    sample = kept(namespace, "sample", lambda old: isinstance(old, Image.Image))
-    sample_path = str(namespace.get("sample_path") or SAMPLE)
-    if sample is None:
-        with Image.open(sample_path) as shipped:
-            sample = shipped.convert("RGB")
-    if files is None:
-        files = FileClient(nc, user)
-        await files.upload(sample_path, "sample.png")
-    return login, user, nc, files, sample
-
-
-async def lab07(namespace: Namespace) -> tuple[Login, str, PersistencePanel]:
-    """Notebook 07: `login`, `user_id` and the stream echo `panel` (shown again if rebuilt)."""
-    learner = str(namespace.get("learner") or "ada")
-    stack = ensure_stack("server", "auth")
-    login = Accounts("07").reuse_or_login(namespace, "login", learner, _password(namespace))
-    panel = kept(namespace, "panel", lambda old: isinstance(old, PersistencePanel))
-    if panel is not None:
-        return login, login.user_id, panel  # it reconnects by itself when switched on
-
-    def connect() -> Any:
-        return login.connect(name=f"notebook 07 ({learner})")
-
-    outbox_file = stack.settings.paths.outbox_file.with_name(f"outbox-{login.user_id}.db")
-    from labkit.buffer import Buffer  # (its sqlite import is only needed here)
-
-    outbox = Buffer(outbox_file, request_subject(login.user_id))
-    client = await StreamEchoClient(await connect(), login.user_id, outbox).open()
-    inspector = await connect_as(
-        Nsc.from_settings(stack.settings).server_creds(), settings=stack.settings
-    )
-    panel = PersistencePanel(client, connect, inspector=inspector)
-    await panel.refresh_state()
-    display(panel)
-    return login, login.user_id, panel
-
-
-class _ErrorLog:
-    """A connection's `error_cb` that keeps the errors and flags permission refusals."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.refused = asyncio.Event()
-
-    async def on_error(self, error: Exception) -> None:
-        self.errors.append(str(error))
-        if "permissions violation" in str(error).lower():
-            self.refused.set()
-
-
-def _set_on_call(event: asyncio.Event) -> Callable[[], Awaitable[None]]:
-    """A `closed_cb` that sets `event`."""
-
-    async def on_closed() -> None:
-        event.set()
-
-    return on_closed
-
-
-def _conversation_open(conversation: Any) -> bool:
-    return isinstance(conversation, Conversation) and conversation.is_open
-
-
-async def _observer(namespace: Namespace, subjects: list[str]) -> ObserverTap:
-    """The notebook's running `observer` tap, or a new one on `subjects`, started and shown."""
-    tap = kept(namespace, "observer", lambda old: isinstance(old, ObserverTap) and old.running)
-    if tap is None:
-        tap = ObserverTap(subjects)
-        await tap.start()
-        display(tap)
-    return tap
-
-
 async def lab05(
     namespace: Namespace,
 ) -> tuple[
@@ -216,7 +176,7 @@ async def lab05(
     bob_refused, observer`; bob's connection has an `error_cb` that fills `bob_errors`."""
     alice_name = str(namespace.get("alice_name") or "alice")
     bob_name = str(namespace.get("bob_name") or "bob")
-    observer = await _observer(namespace, ["*.ping", "*.inbox"])
+    observer = await observer_tap(namespace, ["*.ping", "*.inbox"])
     alice_pane = kept(namespace, "alice_pane", lambda pane: _conversation_open(pane.conversation))
     bob_chat = kept(namespace, "bob_chat", _conversation_open)
     bob_nc = kept(namespace, "bob_nc", is_open)
@@ -255,6 +215,49 @@ async def lab05(
         errors.refused,
         observer,
     )
+
+
+async def lab06(namespace: Namespace) -> tuple[Login, str, Client, FileClient, Image.Image]:
+    """Notebook 06: `login`, `user`, `nc`, the learner's `files` client and the `sample` image.
+
+    Rebuilt after a restart, it also uploads the sample again, as section 2 did.
+    """
+    learner = str(namespace.get("learner") or "alice")
+    login, user, nc = await _one_learner(namespace, "06", learner, "server", "auth", "objects")
+    files = kept(namespace, "files", lambda old: old.nc is nc)
+    sample = kept(namespace, "sample", lambda old: isinstance(old, Image.Image))
+    sample_path = str(namespace.get("sample_path") or SAMPLE)
+    if sample is None:
+        with Image.open(sample_path) as shipped:
+            sample = shipped.convert("RGB")
+    if files is None:
+        files = FileClient(nc, user)
+        await files.upload(sample_path, "sample.png")
+    return login, user, nc, files, sample
+
+
+async def lab07(namespace: Namespace) -> tuple[Login, str, PersistencePanel]:
+    """Notebook 07: `login`, `user_id` and the stream echo `panel` (shown again if rebuilt)."""
+    learner = str(namespace.get("learner") or "ada")
+    stack = ensure_stack("server", "auth")
+    login = Accounts("07").reuse_or_login(namespace, "login", learner, _password(namespace))
+    panel = kept(namespace, "panel", lambda old: isinstance(old, PersistencePanel))
+    if panel is not None:
+        return login, login.user_id, panel  # it reconnects by itself when switched on
+
+    def connect() -> Any:
+        return login.connect(name=f"notebook 07 ({learner})")
+
+    outbox_file = stack.settings.paths.outbox_file.with_name(f"outbox-{login.user_id}.db")
+    outbox = Buffer(outbox_file, request_subject(login.user_id))
+    client = await StreamEchoClient(await connect(), login.user_id, outbox).open()
+    inspector = await connect_as(
+        Nsc.from_settings(stack.settings).server_creds(), settings=stack.settings
+    )
+    panel = PersistencePanel(client, connect, inspector=inspector)
+    await panel.refresh_state()
+    display(panel)
+    return login, login.user_id, panel
 
 
 async def lab09(
