@@ -260,6 +260,11 @@ async def lab07(namespace: Namespace) -> tuple[Login, str, PersistencePanel]:
     return login, login.user_id, panel
 
 
+def _chat_usable(chat: Any) -> bool:
+    """A page widget that was neither stopped nor cut off by a logout."""
+    return isinstance(chat, BrowserChat) and not chat.stopped and chat.cut is None
+
+
 async def lab09(
     namespace: Namespace, page_wait: float
 ) -> tuple[str, str, Conversation, ChatPane, BrowserChat, bool]:
@@ -269,7 +274,7 @@ async def lab09(
     """
     you = str(namespace.get("you") or "you")
     peer = str(namespace.get("peer") or "bob")
-    chat = kept(namespace, "chat", lambda old: isinstance(old, BrowserChat) and bool(old.creds))
+    chat = kept(namespace, "chat", _chat_usable)
     peer_pane = kept(namespace, "peer_pane", lambda pane: _conversation_open(pane.conversation))
     if chat is not None and peer_pane is not None:
         return (
