@@ -19,7 +19,7 @@ from IPython.display import display as _ipython_display
 from nats.aio.client import Client, RawCredentials
 from PIL import Image
 
-from labkit.auth.client import Login
+from labkit.auth.client import AuthClient, Login
 from labkit.buffer import Buffer
 from labkit.client import connect_as
 from labkit.course_state import Accounts, CatchUpFailed, connection, ensure_stack, is_open, kept
@@ -296,3 +296,26 @@ async def lab09(
     display(peer_pane.widget, chat)
     page_seen = await chat.wait_for_page(page_wait)
     return you_login.user_id, peer_login.user_id, peer_chat, peer_pane, chat, page_seen
+
+
+async def lab09_logout(
+    namespace: Namespace, page_wait: float
+) -> tuple[AuthClient, dict[str, Login], BrowserChat]:
+    """Notebook 09, *Log out*: `auth`, the `logins` of you and bob, and your page `chat`.
+
+    After a logout (the page cut off) it logs you in again, so the section can run again.
+    """
+    you = str(namespace.get("you") or "you")
+    peer = str(namespace.get("peer") or "bob")
+    chat = kept(namespace, "chat", _chat_usable)
+    logins = namespace.get("logins")
+    if chat is not None and isinstance(logins, dict) and isinstance(logins.get(you), Login):
+        return namespace.get("auth") or AuthClient(), logins, chat
+    ensure_stack("server", "auth")
+    accounts, password = Accounts("09"), _password(namespace)
+    logins = {you: accounts.login(you, password), peer: accounts.login(peer, password)}
+    names = {login.user_id: name for name, login in logins.items()}
+    chat = await BrowserChat.for_login(logins[you], peer=logins[peer].user_id, names=names)
+    display(chat)
+    await chat.wait_for_page(page_wait)
+    return accounts.auth, logins, chat
