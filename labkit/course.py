@@ -28,6 +28,8 @@ from labkit.workcopy import WORK_DIR, WorkCopy, prepare_work_copy
 NOTEBOOKS_DIR = Path("notebooks")
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
+# Seconds a notebook waits for a browser to show its page (notebook 09 reads it).
+PAGE_WAIT = "LABKIT_PAGE_WAIT"
 LAB_GRACE_SECONDS = 5.0
 LAB_STOP_TIMEOUT = 15.0
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -85,7 +87,7 @@ def run_course(
     output.mkdir(parents=True, exist_ok=True)
     results: list[NotebookResult] = []
     # Leaving the `with` stops what this run started; a stack that was already up stays up.
-    with _stop_cleanly_on_sigterm(), Stack() as stack:
+    with _stop_cleanly_on_sigterm(), _no_browser_for_kernels(), Stack() as stack:
         _share_data_dir(stack)
         stack.ensure()
         width = max(len(path.name) for path in paths)
@@ -190,7 +192,7 @@ def run_lab(port: int = 8888) -> int:
     ]
     if os.geteuid() == 0:
         argv.append("--allow-root")
-    with _stop_cleanly_on_sigterm(), Stack() as stack:
+    with _stop_cleanly_on_sigterm(), _no_browser_for_kernels(), Stack() as stack:
         _share_data_dir(stack)
         statuses = stack.ensure()
         print(lab_banner(stack, statuses, work, port), flush=True)
@@ -239,6 +241,23 @@ def _share_data_dir(stack: Stack) -> None:
     # Kernels run in notebooks/, where a relative LABKIT_HOME would name another
     # directory: hand them the absolute one this stack uses.
     os.environ["LABKIT_HOME"] = str(stack.settings.home)
+
+
+@contextmanager
+def _no_browser_for_kernels() -> Iterator[None]:
+    """Tell the kernels no browser will show their pages (notebook 09 would wait for one).
+
+    The kernels inherit LABKIT_PAGE_WAIT=0; the previous value is back afterwards.
+    """
+    before = os.environ.get(PAGE_WAIT)
+    os.environ[PAGE_WAIT] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PAGE_WAIT, None)
+        else:
+            os.environ[PAGE_WAIT] = before
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -33,10 +34,16 @@ def write_notebook(path: Path, *sources: str) -> Path:
 
 
 def test_a_passing_notebook_returns_0_and_is_written_executed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notebook = write_notebook(tmp_path / "00_tiny.ipynb", "answer = 6 * 7", "print(answer)")
+    notebook = write_notebook(
+        tmp_path / "00_tiny.ipynb",
+        "answer = 6 * 7",
+        "print(answer)",
+        "import os\nprint(os.environ['LABKIT_PAGE_WAIT'])",
+    )
     output_dir = tmp_path / "out"
+    monkeypatch.setenv("LABKIT_PAGE_WAIT", "15")
     with Stack() as already_up:  # as if the learner had run `python -m labkit up nats`
         already_up.ensure("nats")
 
@@ -49,6 +56,9 @@ def test_a_passing_notebook_returns_0_and_is_written_executed(
 
     executed = nbformat.read(output_dir / "00_tiny.ipynb", as_version=4)
     assert executed.cells[1].outputs[0]["text"] == "42\n"
+    # No browser shows a page under `run`: notebook 09 must not wait for one.
+    assert executed.cells[2].outputs[0]["text"] == "0\n"
+    assert os.environ["LABKIT_PAGE_WAIT"] == "15", "the run's setting must not outlive it"
     table = capsys.readouterr().out
     assert "00_tiny.ipynb" in table
     assert "1 of 1 notebooks ran without errors" in table

@@ -28,6 +28,8 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 180  # seconds one cell may take (the caching lab waits out its TTL)
 
 pytestmark = pytest.mark.slow
+HOME = "LABKIT_HOME"
+REGISTRATIONS = "LABKIT_AUTH_REGISTRATIONS_PER_ADDRESS"
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +40,22 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """
     from labkit.stack import Stack
 
-    before = os.environ.get("LABKIT_HOME")
+    saved = {name: os.environ.get(name) for name in (HOME, REGISTRATIONS)}
     # Kernels inherit it (and run in notebooks/: it must be absolute).
-    os.environ["LABKIT_HOME"] = str(tmp_path_factory.mktemp("rerun") / "home")
+    os.environ[HOME] = str(tmp_path_factory.mktemp("rerun") / "home")
+    # Every notebook registers its learners at every run, all from 127.0.0.1: more than
+    # the auth service's limit per address (30 per window) allows one classroom machine.
+    os.environ[REGISTRATIONS] = "10000"
     try:
         with Stack() as stack:
             stack.ensure()
             yield
     finally:
-        if before is None:
-            os.environ.pop("LABKIT_HOME", None)
-        else:
-            os.environ["LABKIT_HOME"] = before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _plain(text: str) -> str:

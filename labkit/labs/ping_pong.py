@@ -57,6 +57,11 @@ class Conversation:
     _subscription: Subscription | None = None
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
+    @property
+    def is_open(self) -> bool:
+        """True between `open()` and `close()`, while the connection is up."""
+        return self._subscription is not None and not self.nc.is_closed
+
     async def open(self) -> Conversation:
         self._subscription = await self.nc.subscribe(
             user_subject(self.user, INBOX), cb=self._on_line

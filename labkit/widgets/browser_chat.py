@@ -222,6 +222,11 @@ class BrowserChat(anywidget.AnyWidget):
         ]
 
     @property
+    def stopped(self) -> bool:
+        """True once `stop()` ran: the page has closed its connection for good."""
+        return self._stopped
+
+    @property
     def connected(self) -> bool:
         """The page said it is connected (and has not been cut off since)."""
         states = [entry.get("state") for entry in self.entries("status")]

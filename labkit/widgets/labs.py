@@ -18,7 +18,7 @@ import asyncio
 import html
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,8 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
 
-from labkit.labs.ping_pong import Conversation
-from labkit.widgets.base import FOLLOW_END, Panel
+from labkit.widgets.base import Panel
 from labkit.widgets.callbacks import CellLoop, NoCellLoop, on_enter
 from labkit.widgets.wire import WireDecoder, now_text, table_html
 
@@ -243,94 +242,3 @@ class WireTap(Panel):
 
     def __repr__(self) -> str:
         return f"WireTap({self.subjects}, rows={len(self._rows)})"
-
-
-@dataclass(frozen=True)
-class ChatLine:
-    """One line of a chat as the server relayed it: who sent it, to whom, what."""
-
-    origin: str
-    destination: str
-    message: str
-
-
-class ChatPane(_SendBox):
-    """One user's chat with `peer`: send lines, see both sides with their server-set origin.
-
-    A background task follows `conversation.received`; `close()` ends it. `names`
-    maps user ids to readable names for the display (the transcript keeps the ids).
-    """
-
-    def __init__(
-        self,
-        conversation: Conversation,
-        peer: str,
-        title: str,
-        *,
-        names: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(placeholder=f"a line for {(names or {}).get(peer, peer)}")
-        self.conversation = conversation
-        self.peer = peer
-        self.title = title
-        self.names = dict(names or {})
-        self.transcript: list[ChatLine] = []
-        self._shown_received = 0
-        self.lines = widgets.HTML()
-        self.widget = widgets.VBox(
-            [widgets.HTML(f"<b>{html.escape(title)}</b>"), self.lines, self._input_row, self.out]
-        )
-        self._take_received()
-        # Made in a notebook cell, so the kernel's loop is running and keeps this task alive.
-        self._follower = asyncio.get_running_loop().create_task(self._follow())
-
-    async def send(self, text: str) -> ChatLine:
-        """Send `text` to the peer as the button does; returns the line as the server relayed it."""
-        try:
-            receipt = await self.conversation.send(self.peer, text)
-        except Exception as exc:
-            self._report(f"{text!r} was not delivered: {_describe(exc)}")
-            raise
-        line = ChatLine(receipt.origin, receipt.destination, receipt.message)
-        self._add(line)
-        return line
-
-    async def refresh(self) -> list[ChatLine]:
-        """Take in the lines received so far (the background task does this by itself)."""
-        self._take_received()
-        return list(self.transcript)
-
-    async def close(self) -> None:
-        """Stop following the conversation (the conversation itself stays open)."""
-        self._follower.cancel()
-        await asyncio.gather(self._follower, return_exceptions=True)
-        self._take_received()
-
-    async def _follow(self) -> None:
-        while True:
-            try:
-                await self.conversation.wait_for(self._shown_received + 1, timeout=60)
-            except TimeoutError:
-                continue
-            self._take_received()
-
-    def _take_received(self) -> None:
-        received = self.conversation.received
-        for ping in received[self._shown_received :]:
-            self._add(ChatLine(ping.origin, ping.destination, ping.message))
-        self._shown_received = len(received)
-
-    def _add(self, line: ChatLine) -> None:
-        self.transcript.append(line)
-        rows = [
-            f"<div><b>{html.escape(self._name(entry.origin))}</b> → "
-            f"{html.escape(self._name(entry.destination))}: {html.escape(entry.message)}</div>"
-            for entry in self.transcript
-        ]
-        self.lines.value = f"<div style='{FOLLOW_END}'><div>{''.join(rows)}</div></div>"
-
-    def _name(self, user: str) -> str:
-        return self.names.get(user, user)
-
-    def __repr__(self) -> str:
-        return f"ChatPane({self.title!r}, lines={len(self.transcript)})"

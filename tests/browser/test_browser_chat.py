@@ -59,7 +59,7 @@ def test_the_page_chats_cannot_cheat_and_closes_on_logout(lab: JupyterLab, page:
 
     from tests.browser.notebook_page import NotebookPage
 
-    logout = _cell_index(lab, "auth.logout(")
+    logout = _cell_index(lab, "if chat.cut is None:")
     notebook = NotebookPage(page, lab, NOTEBOOK)
     notebook.open()
     try:
