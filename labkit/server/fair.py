@@ -1,0 +1,149 @@
+"""Fair scheduling of the application server's work: per user, round-robin.
+
+One NATS subscription per route hands the server every user's requests in arrival
+order, on one task. Served in that order, one learner's burst of thousands puts
+everyone else behind it (head-of-line blocking). So the receive path only sorts:
+`submit` puts a job in its user's queue (the user is the subject's first token)
+and returns at once, and a fixed set of workers (the global in-flight bound) take
+users in turn, one job per turn:
+
+- each user's queue holds at most `user_max_queued` jobs; past that `submit` says
+  no and the caller answers `busy` (the requester retries later);
+- each user has at most `user_max_in_flight` jobs running; a user at the bound
+  waits out of the rotation, so others keep the remaining workers;
+- a worker yields to the event loop after every job, so a run of handlers that
+  never wait cannot keep the receive path from reading the next message.
+
+Everything here runs on one event loop: no locks, only plain counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class UserLoad:
+    """One user's work: the jobs waiting and how many are running."""
+
+    queued: deque[Job] = field(default_factory=deque)
+    running: int = 0
+    in_rotation: bool = False
+
+
+class FairScheduler:
+    """Run jobs per user, round-robin, with per-user and global bounds."""
+
+    def __init__(self, workers: int, user_max_in_flight: int, user_max_queued: int) -> None:
+        if workers < 1 or user_max_in_flight < 1 or user_max_queued < 1:
+            raise ValueError("every bound of the fair scheduler must be at least 1")
+        self.workers = workers
+        self.user_max_in_flight = user_max_in_flight
+        self.user_max_queued = user_max_queued
+        self._users: dict[str, UserLoad] = {}
+        # Users with a queued job and room to run it, each at most once, in turn order.
+        self._rotation: deque[str] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = 0
+        self._queued = 0
+        self._emptied: asyncio.Event | None = None
+        # Per user: jobs turned away (busy) since the start, for $SRV.STATS.
+        self.rejected: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start the workers (on the running event loop)."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    def submit(self, user: str, job: Job, *, bounded: bool = True) -> bool:
+        """Queue `job` for `user`; False (nothing queued) when the user's queue is full.
+
+        `bounded=False` queues past the bound: for work whose source already bounds
+        it (a JetStream consumer's batch), which must not be turned away.
+        """
+        load = self._users.get(user)
+        if load is None:
+            load = self._users[user] = UserLoad()
+        elif bounded and len(load.queued) >= self.user_max_queued:
+            self.rejected[user] = self.rejected.get(user, 0) + 1
+            return False
+        load.queued.append(job)
+        self._queued += 1
+        if not load.in_rotation and load.running < self.user_max_in_flight:
+            self._enter_rotation(user, load)
+        return True
+
+    def depths(self) -> dict[str, int]:
+        """Jobs waiting per user, for users with any."""
+        return {user: len(load.queued) for user, load in self._users.items() if load.queued}
+
+    @property
+    def busy(self) -> int:
+        """Jobs queued or running."""
+        return self._queued + self._running
+
+    async def wait_empty(self) -> None:
+        """Return once no job is queued or running."""
+        while self.busy:
+            self._emptied = asyncio.Event()
+            await self._emptied.wait()
+
+    async def close(self) -> None:
+        """Stop the workers (call after `wait_empty`; jobs still queued are dropped)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _enter_rotation(self, user: str, load: UserLoad) -> None:
+        load.in_rotation = True
+        self._rotation.append(user)
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._rotation:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            user = self._rotation.popleft()
+            load = self._users[user]
+            job = load.queued.popleft()
+            self._queued -= 1
+            load.running += 1
+            self._running += 1
+            # Back of the line for the user's next job: everyone else goes first.
+            if load.queued and load.running < self.user_max_in_flight:
+                self._rotation.append(user)
+            else:
+                load.in_rotation = False
+            try:
+                await job()
+            except Exception:  # a job reports its own failures; a worker must survive
+                pass
+            finally:
+                load.running -= 1
+                self._running -= 1
+                if load.queued and not load.in_rotation:
+                    self._enter_rotation(user, load)
+                elif not load.queued and not load.running:
+                    del self._users[user]  # memory stays flat however many users came
+                if self._emptied is not None and not self.busy:
+                    self._emptied.set()
+            # Let the receive path (and everyone else) run before the next job.
+            await asyncio.sleep(0)
