@@ -127,11 +127,10 @@ class FairScheduler:
             self._queued -= 1
             load.running += 1
             self._running += 1
+            load.in_rotation = False
             # Back of the line for the user's next job: everyone else goes first.
             if load.queued and load.running < self.user_max_in_flight:
-                self._rotation.append(user)
-            else:
-                load.in_rotation = False
+                self._enter_rotation(user, load)
             try:
                 await job()
             except Exception:  # a job reports its own failures; a worker must survive
