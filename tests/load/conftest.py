@@ -38,9 +38,9 @@ def fair_server(running_stack: Stack, tmp_path: Path) -> Iterator[StartServer]:
         ready = tmp_path / f"server-{len(started)}.ready"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_SERVER_")}
         env.update({f"LABKIT_SERVER_{name}": str(value) for name, value in bounds.items()})
+        argv = [sys.executable, "-m", "tests.load.fair_server", str(creds_file)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.load.fair_server", str(creds_file)]
-            + [nats_url(settings), str(ready)],
+            [*argv, nats_url(settings), str(ready)],
             env=env,
             stdin=subprocess.DEVNULL,
         )
