@@ -13,13 +13,15 @@ from pathlib import Path
 
 from labkit.server import Server
 from labkit.settings import Settings
-from tests.load.fairness import fair_router
+from tests.load.fairness import NAME, fair_router
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     creds, url, ready = Path(sys.argv[1]).read_text(), sys.argv[2], Path(sys.argv[3])
-    server = Server(fair_router(), creds=creds, servers=url, settings=Settings(), queue="fair")
+    server = Server(
+        fair_router(), creds=creds, servers=url, settings=Settings(), queue="fair", name=NAME
+    )
     asyncio.run(server.serve_until_signalled(ready_file=ready))
 
 

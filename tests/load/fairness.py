@@ -17,6 +17,7 @@ from labkit.server import Router
 ECHO = "*.echo.fair"
 HELD = "*.echo.fairheld"  # waits until someone publishes on OPEN
 OPEN = "*.echo.fairopen"
+NAME = "fairtest"  # the service name: `$SRV.STATS.fairtest` reaches this server only
 
 
 def fair_router() -> Router:
