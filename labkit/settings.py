@@ -216,8 +216,9 @@ class ServerSettings(BaseModel):
     # these, as a slow consumer): far above a burst, since sorting takes microseconds.
     receive_pending_msgs: int = Field(200_000, ge=1000)
     receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
+    # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.
     drain_timeout: Duration = Field(
-        timedelta(seconds=10), gt=timedelta(0), description="SIGTERM: longest wait, then exit"
+        timedelta(seconds=4), gt=timedelta(0), description="SIGTERM: longest wait, then exit"
     )
     cache_backend: str = Field("memory", description="memory, or kv (a JetStream KV bucket)")
     cache_ttl: Duration = Field(timedelta(seconds=5), gt=timedelta(0))
