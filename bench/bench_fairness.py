@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import signal
 import statistics
 import subprocess
@@ -53,6 +55,18 @@ PAYLOAD = EchoRequest(message="hello").SerializeToString()
 
 
 # --- the processes the benchmark starts -------------------------------------------
+
+
+def _serve_profiled(ready: Path, profile: Path | None) -> None:
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        asyncio.run(_serve(ready))
+    finally:
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
 
 
 async def _serve(ready: Path) -> None:
@@ -151,9 +165,10 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
     alice_file = workdir / "alice.creds"
     alice_file.write_text(nsc.create_user(ALICE).creds)
     ready = workdir / "server.ready"
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--ready-file", str(ready)], stdin=subprocess.DEVNULL
-    )
+    argv = [sys.executable, __file__, "--serve", "--ready-file", str(ready)]
+    if args.profile:
+        argv += ["--profile-out", str(args.profile)]
+    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not ready.exists():
@@ -216,6 +231,9 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
             )
     print()
     print("\n".join(verdicts))
+    if args.profile:
+        print("\ncProfile of the labkit server over the whole run:")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:
@@ -224,14 +242,16 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=3, help="bursts of each size")
     parser.add_argument("--sizes", default="5000,20000", help="burst sizes, comma-separated")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between bursts")
+    parser.add_argument("--profile", type=Path, help="also cProfile the labkit server into FILE")
     # Internal: the processes the benchmark starts itself.
+    parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--alice", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--creds", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(_serve(args.ready_file))
+        _serve_profiled(args.ready_file, args.profile_out)
         return
     if args.alice:
         asyncio.run(_alice(args.creds, args.alice))
