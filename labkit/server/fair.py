@@ -7,12 +7,17 @@ everyone else behind it (head-of-line blocking). So the receive path only sorts:
 and returns at once, and a fixed set of workers (the global in-flight bound) take
 users in turn, one job per turn:
 
-- each user's queue holds at most `user_max_queued` jobs; past that `submit` says
-  no and the caller answers `busy` (the requester retries later);
+- each user's queue holds at most `user_max_queued` jobs; past that the request is
+  answered `busy` (the requester retries later). That answer is sent in the user's
+  own turns too (a few per turn): sending thousands of them at once, in the receive
+  path, would hold everyone else behind one user's burst all the same. Only the
+  answer's subjects are kept for it, never the payload; past `max_deferred` waiting
+  answers in all, `submit` says no and the caller answers at once;
 - each user has at most `user_max_in_flight` jobs running; a user at the bound
   waits out of the rotation, so others keep the remaining workers;
-- a worker yields to the event loop after every job, so a run of handlers that
-  never wait cannot keep the receive path from reading the next message.
+- a worker yields to the event loop after a few jobs (JOBS_PER_YIELD), so a run of
+  handlers that never wait cannot keep the receive path from reading the next
+  message; not after every one, since each yield is a turn of the whole loop.
 
 Everything here runs on one event loop: no locks, only plain counters.
 """
@@ -33,6 +38,7 @@ class UserLoad:
     """One user's work: the jobs waiting and how many are running."""
 
     queued: deque[Job] = field(default_factory=deque)
+    refusals: deque[Job] = field(default_factory=deque)  # `busy` answers still to send
     running: int = 0
     in_rotation: bool = False
 
@@ -40,12 +46,20 @@ class UserLoad:
 class FairScheduler:
     """Run jobs per user, round-robin, with per-user and global bounds."""
 
-    def __init__(self, workers: int, user_max_in_flight: int, user_max_queued: int) -> None:
-        if workers < 1 or user_max_in_flight < 1 or user_max_queued < 1:
+    # `busy` answers one turn sends: cheap each, and a turn must stay short.
+    REFUSALS_PER_TURN = 8
+    # Jobs a worker runs back to back (when they do not wait) before it yields.
+    JOBS_PER_YIELD = 8
+
+    def __init__(
+        self, workers: int, user_max_in_flight: int, user_max_queued: int, max_deferred: int
+    ) -> None:
+        if min(workers, user_max_in_flight, user_max_queued, max_deferred) < 1:
             raise ValueError("every bound of the fair scheduler must be at least 1")
         self.workers = workers
         self.user_max_in_flight = user_max_in_flight
         self.user_max_queued = user_max_queued
+        self.max_deferred = max_deferred
         self._users: dict[str, UserLoad] = {}
         # Users with a queued job and room to run it, each at most once, in turn order.
         self._rotation: deque[str] = deque()
@@ -53,6 +67,7 @@ class FairScheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._running = 0
         self._queued = 0
+        self._deferred = 0
         self._emptied: asyncio.Event | None = None
         # Per user: jobs turned away (busy) since the start, for $SRV.STATS.
         self.rejected: dict[str, int] = {}
@@ -62,20 +77,26 @@ class FairScheduler:
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
-    def submit(self, user: str, job: Job, *, bounded: bool = True) -> bool:
-        """Queue `job` for `user`; False (nothing queued) when the user's queue is full.
+    def submit(self, user: str, job: Job, refuse: Job | None = None) -> bool:
+        """Queue `job` for `user`, or past the user's bound `refuse` (the `busy` answer).
 
-        `bounded=False` queues past the bound: for work whose source already bounds
-        it (a JetStream consumer's batch), which must not be turned away.
+        False when neither was queued: the user's queue is full and so is the space
+        for `busy` answers (or there is no `refuse`); the caller answers `busy` itself.
+        Without `refuse` the job is queued past the bound: for work whose source
+        already bounds it (a JetStream consumer's batch), which must not be turned away.
         """
         load = self._users.get(user)
         if load is None:
             load = self._users[user] = UserLoad()
-        elif bounded and len(load.queued) >= self.user_max_queued:
+        if refuse is not None and len(load.queued) >= self.user_max_queued:
             self.rejected[user] = self.rejected.get(user, 0) + 1
-            return False
-        load.queued.append(job)
-        self._queued += 1
+            if self._deferred >= self.max_deferred:
+                return False
+            load.refusals.append(refuse)
+            self._deferred += 1
+        else:
+            load.queued.append(job)
+            self._queued += 1
         if not load.in_rotation and load.running < self.user_max_in_flight:
             self._enter_rotation(user, load)
         return True
@@ -86,8 +107,8 @@ class FairScheduler:
 
     @property
     def busy(self) -> int:
-        """Jobs queued or running."""
-        return self._queued + self._running
+        """Jobs queued or running, and `busy` answers not yet sent."""
+        return self._queued + self._running + self._deferred
 
     async def wait_empty(self) -> None:
         """Return once no job is queued or running."""
@@ -115,34 +136,47 @@ class FairScheduler:
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
+        since_yield = 0
         while True:
             if not self._rotation:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
                 await waiter
+                since_yield = 0
                 continue
+            if since_yield >= self.JOBS_PER_YIELD:
+                # Let the receive path (and everyone else) run before the next job.
+                await asyncio.sleep(0)
+                since_yield = 0
+                continue
+            since_yield += 1
             user = self._rotation.popleft()
             load = self._users[user]
-            job = load.queued.popleft()
-            self._queued -= 1
+            jobs: list[Job] = []
+            if load.refusals:
+                while load.refusals and len(jobs) < self.REFUSALS_PER_TURN:
+                    jobs.append(load.refusals.popleft())
+                self._deferred -= len(jobs)
+            else:
+                jobs.append(load.queued.popleft())
+                self._queued -= 1
             load.running += 1
             self._running += 1
             load.in_rotation = False
             # Back of the line for the user's next job: everyone else goes first.
-            if load.queued and load.running < self.user_max_in_flight:
+            if (load.queued or load.refusals) and load.running < self.user_max_in_flight:
                 self._enter_rotation(user, load)
             try:
-                await job()
+                for job in jobs:
+                    await job()
             except Exception:  # a job reports its own failures; a worker must survive
                 pass
             finally:
                 load.running -= 1
                 self._running -= 1
-                if load.queued and not load.in_rotation:
+                if (load.queued or load.refusals) and not load.in_rotation:
                     self._enter_rotation(user, load)
-                elif not load.queued and not load.running:
+                elif not (load.queued or load.refusals or load.running):
                     del self._users[user]  # memory stays flat however many users came
                 if self._emptied is not None and not self.busy:
                     self._emptied.set()
-            # Let the receive path (and everyone else) run before the next job.
-            await asyncio.sleep(0)

@@ -76,7 +76,10 @@ class Server:
         bounds = self.settings.server
         workers = bounds.max_in_flight if max_in_flight is None else max_in_flight
         self.scheduler = FairScheduler(
-            workers, min(bounds.user_max_in_flight, workers), bounds.user_max_queued
+            workers,
+            min(bounds.user_max_in_flight, workers),
+            bounds.user_max_queued,
+            bounds.receive_pending_msgs,
         )
         self._retry_after = bounds.busy_retry_after.total_seconds()
         self._subscriptions: list[Subscription] = []
@@ -204,16 +207,21 @@ class Server:
     def _receiver(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
         stats = self.stats[route.name]
 
+        async def refuse(user: str, subject: str, reply: str | None) -> None:
+            outcome = await answer_busy(route, subject, reply, self._send, self._retry_after)
+            stats.record_busy(user, outcome.seconds, outcome.refused)
+
         async def receive(msg: Msg) -> None:
             # Only sort here: this callback runs for every user's message in turn, so
             # anything slow in it would hold everyone behind one user's burst.
-            user = first_token(msg.subject)
-            if self.scheduler.submit(user, lambda: self._serve(route, msg)):
-                return
-            outcome = await answer_busy(
-                route, msg.subject, msg.reply or None, self._send, self._retry_after
-            )
-            stats.record_busy(user, outcome.seconds, outcome.refused)
+            user, subject, reply = first_token(msg.subject), msg.subject, msg.reply or None
+            if not self.scheduler.submit(
+                user,
+                lambda: self._serve(route, msg),
+                # Keeps the subjects only: a refused payload is not held in memory.
+                lambda: refuse(user, subject, reply),
+            ):
+                await refuse(user, subject, reply)
 
         return receive
 
@@ -225,7 +233,7 @@ class Server:
         # A consumer's fetches already bound what it hands over (its batch, and
         # max_ack_pending in the stream): queued past the user bound, never `busy`.
         user = first_token(unstored(message.subject))
-        self.scheduler.submit(user, serve, bounded=False)
+        self.scheduler.submit(user, serve)
 
     async def _serve(self, route: Route, msg: Msg) -> None:
         outcome = await dispatch(
