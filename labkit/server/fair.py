@@ -149,17 +149,18 @@ class FairScheduler:
                 await asyncio.sleep(0)
                 since_yield = 0
                 continue
-            since_yield += 1
             user = self._rotation.popleft()
             load = self._users[user]
             jobs: list[Job] = []
             if load.refusals:
-                while load.refusals and len(jobs) < self.REFUSALS_PER_TURN:
+                turn = min(self.REFUSALS_PER_TURN, self.JOBS_PER_YIELD - since_yield)
+                while load.refusals and len(jobs) < turn:
                     jobs.append(load.refusals.popleft())
                 self._deferred -= len(jobs)
             else:
                 jobs.append(load.queued.popleft())
                 self._queued -= 1
+            since_yield += len(jobs)
             load.running += 1
             self._running += 1
             load.in_rotation = False
