@@ -97,7 +97,7 @@ class FairScheduler:
         else:
             load.queued.append(job)
             self._queued += 1
-        if not load.in_rotation and load.running < self.user_max_in_flight:
+        if not load.in_rotation and self._eligible(load):
             self._enter_rotation(user, load)
         return True
 
@@ -124,6 +124,10 @@ class FairScheduler:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _eligible(self, load: UserLoad) -> bool:
+        """Has work it may start now? `busy` answers never wait for a handler slot."""
+        return bool(load.refusals) or (bool(load.queued) and load.running < self.user_max_in_flight)
 
     def _enter_rotation(self, user: str, load: UserLoad) -> None:
         load.in_rotation = True
@@ -157,15 +161,18 @@ class FairScheduler:
                 while load.refusals and len(jobs) < turn:
                     jobs.append(load.refusals.popleft())
                 self._deferred -= len(jobs)
-            else:
+            elif load.queued and load.running < self.user_max_in_flight:
                 jobs.append(load.queued.popleft())
                 self._queued -= 1
+            else:  # nothing it may start now (not expected: entries are checked)
+                load.in_rotation = False
+                continue
             since_yield += len(jobs)
             load.running += 1
             self._running += 1
             load.in_rotation = False
             # Back of the line for the user's next job: everyone else goes first.
-            if (load.queued or load.refusals) and load.running < self.user_max_in_flight:
+            if self._eligible(load):
                 self._enter_rotation(user, load)
             try:
                 for job in jobs:
@@ -175,7 +182,7 @@ class FairScheduler:
             finally:
                 load.running -= 1
                 self._running -= 1
-                if (load.queued or load.refusals) and not load.in_rotation:
+                if not load.in_rotation and self._eligible(load):
                     self._enter_rotation(user, load)
                 elif not (load.queued or load.refusals or load.running):
                     del self._users[user]  # memory stays flat however many users came
