@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 Job = Callable[[], Awaitable[None]]
+
+log = logging.getLogger("labkit.server")
 
 
 @dataclass
@@ -129,10 +132,10 @@ class FairScheduler:
         """Has work it may start now? `busy` answers never wait for a handler slot."""
         return bool(load.refusals) or (bool(load.queued) and load.running < self.user_max_in_flight)
 
-    def _enter_rotation(self, user: str, load: UserLoad) -> None:
+    def _enter_rotation(self, user: str, load: UserLoad, wake: bool = True) -> None:
         load.in_rotation = True
         self._rotation.append(user)
-        while self._idle:
+        while wake and self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -155,19 +158,19 @@ class FairScheduler:
                 continue
             user = self._rotation.popleft()
             load = self._users[user]
-            jobs: list[Job] = []
             if load.refusals:
                 turn = min(self.REFUSALS_PER_TURN, self.JOBS_PER_YIELD - since_yield)
-                while load.refusals and len(jobs) < turn:
-                    jobs.append(load.refusals.popleft())
-                self._deferred -= len(jobs)
+                refusals = [load.refusals.popleft() for _ in range(min(turn, len(load.refusals)))]
+                job: Job | list[Job] = refusals
+                self._deferred -= len(refusals)
+                since_yield += len(refusals)
             elif load.queued and load.running < self.user_max_in_flight:
-                jobs.append(load.queued.popleft())
+                job = load.queued.popleft()
                 self._queued -= 1
+                since_yield += 1
             else:  # nothing it may start now (not expected: entries are checked)
                 load.in_rotation = False
                 continue
-            since_yield += len(jobs)
             load.running += 1
             self._running += 1
             load.in_rotation = False
@@ -175,16 +178,25 @@ class FairScheduler:
             if self._eligible(load):
                 self._enter_rotation(user, load)
             try:
-                for job in jobs:
-                    await job()
-            except Exception:  # a job reports its own failures; a worker must survive
-                pass
+                if isinstance(job, list):
+                    for refusal in job:
+                        await _run(refusal)
+                else:
+                    await _run(job)
             finally:
                 load.running -= 1
                 self._running -= 1
                 if not load.in_rotation and self._eligible(load):
-                    self._enter_rotation(user, load)
+                    # No one to wake: this worker looks at the rotation next.
+                    self._enter_rotation(user, load, wake=False)
                 elif not (load.queued or load.refusals or load.running):
                     del self._users[user]  # memory stays flat however many users came
                 if self._emptied is not None and not self.busy:
                     self._emptied.set()
+
+
+async def _run(job: Job) -> None:
+    try:
+        await job()
+    except Exception:  # a job reports its own failures; a worker must survive them
+        log.exception("a scheduled job failed")
