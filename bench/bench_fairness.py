@@ -14,7 +14,11 @@ alice's 20,000 answers, or his latency would measure the client, not the server.
 Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
 <= 50x his p50 alone.
 
+`--work-ms 20`: alice's handler first waits 20 ms (like a read from the object
+store), bob's does not; this is where serving in arrival order hurts most.
+
     .venv/bin/python bench/bench_fairness.py [--alone 3] [--bursts 3] [--sizes 5000,20000]
+        [--work-ms 0]
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ from labkit.error_replies import LABKIT_CODE_HEADER
 from labkit.files import write_atomic
 from labkit.labs import echo
 from labkit.nsc.wrapper import Nsc
-from labkit.protocol import EchoRequest
-from labkit.server import Server
+from labkit.protocol import EchoRequest, EchoResponse
+from labkit.server import Router, Server
 from labkit.settings import Settings
 from labkit.stack import Stack
 
@@ -57,21 +61,34 @@ PAYLOAD = EchoRequest(message="hello").SerializeToString()
 # --- the processes the benchmark starts -------------------------------------------
 
 
-def _serve_profiled(ready: Path, profile: Path | None) -> None:
+def _serve_profiled(ready: Path, profile: Path | None, work_ms: float) -> None:
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     try:
-        asyncio.run(_serve(ready))
+        asyncio.run(_serve(ready, work_ms))
     finally:
         if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
 
 
-async def _serve(ready: Path) -> None:
+def _router(work_ms: float) -> Router:
+    """The echo lab, plus `<user>.echo.slow`: an echo that first waits `work_ms` (I/O)."""
+    router = Router("bench")
+    router.include_router(echo.router)
+
+    @router.subscribe("*.echo.slow")
+    async def slow(request: EchoRequest) -> EchoResponse:
+        await asyncio.sleep(work_ms / 1000)
+        return EchoResponse(message=f"echo {request.message}")
+
+    return router
+
+
+async def _serve(ready: Path, work_ms: float) -> None:
     settings = Settings()
-    server = Server(echo.router, settings=settings, queue=settings.server.queue)
+    server = Server(_router(work_ms), settings=settings, queue=settings.server.queue)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,7 +99,7 @@ async def _serve(ready: Path) -> None:
     await server.stop()
 
 
-async def _alice(creds_file: Path, count: int) -> None:
+async def _alice(creds_file: Path, count: int, subject: str) -> None:
     """Publish `count` requests at once, wait for every answer, print what came back."""
     nc = await connect_as(creds_file.read_text(), settings=Settings())
     answers = {"served": 0, "busy": 0, "other": 0}
@@ -99,7 +116,7 @@ async def _alice(creds_file: Path, count: int) -> None:
     await nc.flush()
     started = time.time()
     for n in range(count):
-        await nc.publish(f"{ALICE}.echo", PAYLOAD, reply=f"{inbox}.{n}")
+        await nc.publish(subject, PAYLOAD, reply=f"{inbox}.{n}")
     await nc.flush()
     await asyncio.wait_for(done.wait(), TIMEOUT)
     print(json.dumps({"started": started, "ended": time.time(), **answers}), flush=True)
@@ -148,9 +165,10 @@ def _figures(latencies: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[98], max(latencies)
 
 
-async def _burst(creds_file: Path, count: int) -> dict[str, float]:
+async def _burst(creds_file: Path, count: int, work_ms: float) -> dict[str, float]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--alice", str(count), "--creds", str(creds_file),
+        "--work-ms", str(work_ms),
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     out, _ = await process.communicate()
@@ -166,6 +184,7 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
     alice_file.write_text(nsc.create_user(ALICE).creds)
     ready = workdir / "server.ready"
     argv = [sys.executable, __file__, "--serve", "--ready-file", str(ready)]
+    argv += ["--work-ms", str(args.work_ms)]
     if args.profile:
         argv += ["--profile-out", str(args.profile)]
     server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -185,7 +204,7 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
         bursts: dict[int, list[dict[str, float]]] = {}
         for size in args.sizes:
             for _ in range(args.bursts):
-                burst = await _burst(alice_file, size)
+                burst = await _burst(alice_file, size, args.work_ms)
                 bursts.setdefault(size, []).append(burst)
                 during.setdefault(size, []).extend(bob.between(burst["started"], burst["ended"]))
                 await asyncio.sleep(args.pause)
@@ -201,6 +220,8 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
 
     p50, p99, worst = _figures(alone)
     defaults = settings.server
+    if args.work_ms:
+        print(f"Alice's handler waits {args.work_ms} ms (I/O); bob's is the plain echo.")
     print(
         f"Bounds: max_in_flight {defaults.max_in_flight}, user_max_in_flight "
         f"{defaults.user_max_in_flight}, user_max_queued {defaults.user_max_queued}\n"
@@ -243,6 +264,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,20000", help="burst sizes, comma-separated")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between bursts")
     parser.add_argument("--profile", type=Path, help="also cProfile the labkit server into FILE")
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=0.0,
+        help="alice's requests wait this long in their handler (I/O), bob's do not",
+    )
     # Internal: the processes the benchmark starts itself.
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -251,10 +278,11 @@ def main() -> None:
     parser.add_argument("--creds", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        _serve_profiled(args.ready_file, args.profile_out)
+        _serve_profiled(args.ready_file, args.profile_out, args.work_ms)
         return
     if args.alice:
-        asyncio.run(_alice(args.creds, args.alice))
+        subject = f"{ALICE}.echo.slow" if args.work_ms else f"{ALICE}.echo"
+        asyncio.run(_alice(args.creds, args.alice, subject))
         return
     args.sizes = [int(size) for size in args.sizes.split(",")]
 
