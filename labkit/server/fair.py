@@ -9,8 +9,10 @@ users in turn, one job per turn:
 
 - each user's queue holds at most `user_max_queued` jobs; past that the request is
   answered `busy` (the requester retries later). That answer is sent in the user's
-  own turns too (a few per turn): sending thousands of them at once, in the receive
-  path, would hold everyone else behind one user's burst all the same. Only the
+  own turns too (a few per turn, one turn at a time): sending thousands of them at
+  once, in the receive path, would hold everyone else behind one user's burst all
+  the same (it is reading the burst that must go fast: the others' requests are
+  behind it on the connection). Only the
   answer's subjects are kept for it, never the payload; past `max_deferred` waiting
   answers in all, `submit` says no and the caller answers at once;
 - each user has at most `user_max_in_flight` jobs running; a user at the bound
@@ -42,6 +44,7 @@ class UserLoad:
 
     queued: deque[Job] = field(default_factory=deque)
     refusals: deque[Job] = field(default_factory=deque)  # `busy` answers still to send
+    refusing: bool = False  # a worker is sending some: one at a time per user
     running: int = 0
     in_rotation: bool = False
 
@@ -130,7 +133,9 @@ class FairScheduler:
 
     def _eligible(self, load: UserLoad) -> bool:
         """Has work it may start now? `busy` answers never wait for a handler slot."""
-        return bool(load.refusals) or (bool(load.queued) and load.running < self.user_max_in_flight)
+        return (bool(load.refusals) and not load.refusing) or (
+            bool(load.queued) and load.running < self.user_max_in_flight
+        )
 
     def _enter_rotation(self, user: str, load: UserLoad, wake: bool = True) -> None:
         load.in_rotation = True
@@ -158,7 +163,9 @@ class FairScheduler:
                 continue
             user = self._rotation.popleft()
             load = self._users[user]
-            if load.refusals:
+            refusing = bool(load.refusals) and not load.refusing
+            if refusing:
+                load.refusing = True
                 turn = min(self.REFUSALS_PER_TURN, self.JOBS_PER_YIELD - since_yield)
                 refusals = [load.refusals.popleft() for _ in range(min(turn, len(load.refusals)))]
                 job: Job | list[Job] = refusals
@@ -186,6 +193,8 @@ class FairScheduler:
             finally:
                 load.running -= 1
                 self._running -= 1
+                if refusing:
+                    load.refusing = False
                 if not load.in_rotation and self._eligible(load):
                     # No one to wake: this worker looks at the rotation next.
                     self._enter_rotation(user, load, wake=False)
