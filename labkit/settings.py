@@ -209,6 +209,9 @@ class ServerSettings(BaseModel):
     user_max_queued: int = Field(
         1000, ge=1, description="requests waiting per user; past it the answer is `busy`"
     )
+    busy_backlog: int = Field(
+        50_000, ge=1, description="`busy` answers waiting to be sent, all users; past it: at once"
+    )
     busy_retry_after: Duration = Field(
         timedelta(milliseconds=250), gt=timedelta(0), description="the retry hint of `busy`"
     )

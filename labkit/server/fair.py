@@ -13,8 +13,9 @@ users in turn, one job per turn:
   once, in the receive path, would hold everyone else behind one user's burst all
   the same (it is reading the burst that must go fast: the others' requests are
   behind it on the connection). Only the
-  answer's subjects are kept for it, never the payload; past `max_deferred` waiting
-  answers in all, `submit` says no and the caller answers at once;
+  answer's subjects are kept for it, never the payload (a few hundred bytes); past
+  `max_deferred` waiting answers in all, `submit` says no and the caller answers
+  at once;
 - each user has at most `user_max_in_flight` jobs running; a user at the bound
   waits out of the rotation, so others keep the remaining workers;
 - a worker yields to the event loop after a few jobs (JOBS_PER_YIELD), so a run of

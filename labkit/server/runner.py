@@ -79,7 +79,7 @@ class Server:
             workers,
             min(bounds.user_max_in_flight, workers),
             bounds.user_max_queued,
-            bounds.receive_pending_msgs,
+            bounds.busy_backlog,
         )
         self._retry_after = bounds.busy_retry_after.total_seconds()
         self._subscriptions: list[Subscription] = []
