@@ -25,6 +25,10 @@ INVALID_PAYLOAD = "invalid_payload"
 INTERNAL_ERROR = "internal_error"
 TOO_LARGE = "too_large"
 UNDELIVERABLE = "undeliverable"
+BUSY = "busy"  # the sender's own queue on the server is full: retry after the hint
+
+# A `busy` reply's retry hint, in milliseconds (the message says it too).
+RETRY_AFTER_HEADER = "Labkit-Retry-After-Ms"
 
 # JetStream's answers to a publish a stream will not store (server and clients read them).
 JS_MESSAGE_TOO_LARGE = 10054  # "message size exceeds maximum allowed"
@@ -35,17 +39,35 @@ JS_WRONG_LAST_SEQUENCE = 10071  # a Nats-Expected-Last-Subject-Sequence not met
 class RemoteError(LabkitError):
     """The server answered a request with an error reply."""
 
-    def __init__(self, code: str, message: str, subject: str = "") -> None:
+    def __init__(
+        self, code: str, message: str, subject: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.subject = subject
+        # Seconds to wait before sending again, when the server gave a hint (`busy`).
+        self.retry_after = retry_after
 
 
-def error_reply(code: str, message: str, subject: str, status: int) -> tuple[bytes, Headers]:
-    """The body and headers of an error reply."""
+def retry_after_of(headers: Headers | None) -> float | None:
+    """The retry hint of an error reply, in seconds, or None without one."""
+    value = (headers or {}).get(RETRY_AFTER_HEADER)
+    try:
+        return int(value) / 1000 if value is not None else None
+    except ValueError:
+        return None
+
+
+def error_reply(
+    code: str, message: str, subject: str, status: int, retry_after: float | None = None
+) -> tuple[bytes, Headers]:
+    """The body and headers of an error reply (`retry_after`: seconds, for `busy`)."""
     body = ErrorReply(code=code, message=message, subject=subject).SerializeToString()
-    return body, {ERROR_HEADER: message, ERROR_CODE_HEADER: str(status), LABKIT_CODE_HEADER: code}
+    headers = {ERROR_HEADER: message, ERROR_CODE_HEADER: str(status), LABKIT_CODE_HEADER: code}
+    if retry_after is not None:
+        headers[RETRY_AFTER_HEADER] = str(round(retry_after * 1000))
+    return body, headers
 
 
 def error_from(headers: Headers | None, data: bytes) -> ErrorReply | None:
@@ -64,4 +86,4 @@ def raise_for_error(headers: Headers | None, data: bytes) -> None:
     """Raise RemoteError when the answer is an error reply."""
     error = error_from(headers, data)
     if error is not None:
-        raise RemoteError(error.code, error.message, error.subject)
+        raise RemoteError(error.code, error.message, error.subject, retry_after_of(headers))

@@ -203,7 +203,26 @@ class ServerSettings(BaseModel):
 
     replicas: int = Field(1, ge=1, le=16)
     queue: str = "labkit"
-    max_in_flight: int = Field(256, ge=1)
+    max_in_flight: int = Field(256, ge=1, description="handlers running at once, all users")
+    # Fair share (labkit.server.fair): each user's own bounds inside max_in_flight.
+    user_max_in_flight: int = Field(16, ge=1, description="handlers running at once, per user")
+    user_max_queued: int = Field(
+        1000, ge=1, description="requests waiting per user; past it the answer is `busy`"
+    )
+    busy_backlog: int = Field(
+        50_000, ge=1, description="`busy` answers waiting to be sent, all users; past it: at once"
+    )
+    busy_retry_after: Duration = Field(
+        timedelta(milliseconds=250), gt=timedelta(0), description="the retry hint of `busy`"
+    )
+    # What nats-py holds per subscription before the scheduler sorts it (it drops past
+    # these, as a slow consumer): far above a burst, since sorting takes microseconds.
+    receive_pending_msgs: int = Field(200_000, ge=1000)
+    receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
+    # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.
+    drain_timeout: Duration = Field(
+        timedelta(seconds=4), gt=timedelta(0), description="SIGTERM: longest wait, then exit"
+    )
     cache_backend: str = Field("memory", description="memory, or kv (a JetStream KV bucket)")
     cache_ttl: Duration = Field(timedelta(seconds=5), gt=timedelta(0))
     cache_max_entries: int = Field(10_000, ge=1)

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError, Message
 
 from labkit.error_replies import (
+    BUSY,
     ERROR_CODE_HEADER,
     ERROR_HEADER,
     INTERNAL_ERROR,
@@ -41,6 +42,7 @@ __all__ = [
     "ERROR_HEADER",
     "LABKIT_CODE_HEADER",
     "Outcome",
+    "answer_busy",
     "answer_error",
     "dispatch",
     "error_from",
@@ -138,13 +140,38 @@ def _parse(message_type: type[Message], data: bytes) -> Message:
         ) from exc
 
 
+async def answer_busy(
+    route: Route, subject: str, reply: str | None, send: Send, retry_after: float
+) -> Outcome:
+    """Turn a request away unserved: its sender's queue on this server is full.
+
+    The `busy` reply goes where any reply may go (the sender's own inbox) or nowhere.
+    """
+    started = time.perf_counter()
+    milliseconds = round(retry_after * 1000)
+    text = (
+        f"busy: you have too many requests waiting on the server; nothing was done, "
+        f"send it again in {milliseconds} ms (and send fewer at once)"
+    )
+    if reply is not None and not reply_allowed(route, subject, reply):
+        return Outcome(route.name, False, time.perf_counter() - started, text, refused=True)
+    sent = await answer_error(send, reply, subject, BUSY, text, 429, retry_after)
+    return Outcome(route.name, False, time.perf_counter() - started, text, retry=not sent)
+
+
 async def answer_error(
-    send: Send, reply: str | None, subject: str, code: str, message: str, status: int
+    send: Send,
+    reply: str | None,
+    subject: str,
+    code: str,
+    message: str,
+    status: int,
+    retry_after: float | None = None,
 ) -> bool:
     """Send an error reply; False when it could not be delivered (try again later)."""
     if not reply:
         return True
-    body, headers = error_reply(code, message, subject, status)
+    body, headers = error_reply(code, message, subject, status, retry_after)
     try:
         await send(reply, body, headers)
     except Exception as exc:  # the requester may be gone, or the stream unavailable

@@ -1,8 +1,11 @@
 """The application server: connects with its own credentials and serves a Router.
 
 Every route is subscribed in one queue group, so N replicas share the load.
-Handlers run concurrently up to a bound; SIGTERM/SIGINT drain gracefully: no new
-messages are taken, the ones already received are served, then it disconnects.
+What arrives is only sorted by user on receipt; a fair scheduler (labkit.server.fair)
+runs it, users in turn, within a global and a per-user bound, and a user whose
+queue is full is answered `busy`. SIGTERM/SIGINT drain gracefully: no new messages
+are taken, the ones already received are served, then it disconnects; whatever
+state NATS is in, within the drain timeout.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
 from labkit.server import services
 from labkit.server.consumers import RouteConsumer, ensure_stream
-from labkit.server.dispatch import dispatch
+from labkit.server.dispatch import answer_busy, dispatch
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
+from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
 from labkit.settings import Settings
-from labkit.subjects import INBOX_PREFIX
+from labkit.subjects import INBOX_PREFIX, first_token, unstored
 
 log = logging.getLogger("labkit.server")
 
@@ -69,9 +73,15 @@ class Server:
         self._streams = list(streams)
         self._consumers: list[RouteConsumer] = []
         # LABKIT_SERVER_MAX_IN_FLIGHT unless the caller gives a bound of its own.
-        bound = self.settings.server.max_in_flight if max_in_flight is None else max_in_flight
-        self._limit = asyncio.Semaphore(bound)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        bounds = self.settings.server
+        workers = bounds.max_in_flight if max_in_flight is None else max_in_flight
+        self.scheduler = FairScheduler(
+            workers,
+            min(bounds.user_max_in_flight, workers),
+            bounds.user_max_queued,
+            bounds.busy_backlog,
+        )
+        self._retry_after = bounds.busy_retry_after.total_seconds()
         self._subscriptions: list[Subscription] = []
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
@@ -93,7 +103,10 @@ class Server:
             # Never hear our own messages: a relayed line or a reply the server published
             # must not come back to it as a request from someone else.
             no_echo=True,
+            # One line per connection problem, not nats-py's default traceback.
+            error_cb=_log_connection_error,
         )
+        self.scheduler.start()
         for factory in self._factories:
             kind, resource = await factory(self.nc)
             self.resources[kind] = resource
@@ -111,7 +124,15 @@ class Server:
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
                 continue
-            sub = await self.nc.subscribe(route.pattern, queue=self.queue, cb=self._receiver(route))
+            sub = await self.nc.subscribe(
+                route.pattern,
+                queue=self.queue,
+                cb=self._receiver(route),
+                # The receive path only sorts, so this backlog empties fast; a burst must
+                # reach the scheduler (which answers `busy`), not be dropped unanswered.
+                pending_msgs_limit=self.settings.server.receive_pending_msgs,
+                pending_bytes_limit=self.settings.server.receive_pending_bytes,
+            )
             self._subscriptions.append(sub)
         for subject in services.discovery_subjects(self.identity):
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._discovery))
@@ -119,20 +140,45 @@ class Server:
         log.info("serving %d routes as %s", len(self.router.routes), self.identity.id)
 
     async def stop(self) -> None:
-        """Drain: stop taking messages, finish the ones in hand, then disconnect."""
+        """Drain: stop taking messages, finish the ones in hand, then disconnect.
+
+        Never raises and never takes longer than the drain timeout, whatever state
+        NATS is in (gone, reconnecting, frozen): past it, what is left is dropped.
+        """
         if self.nc is None or self.nc.is_closed:
             return
+        timeout = self.settings.server.drain_timeout.total_seconds()
+        try:
+            # Most of the time for draining; the rest to close the connection.
+            await asyncio.wait_for(self._drain(), timeout * 0.8)
+        except TimeoutError:
+            log.warning(
+                "draining took longer than %.1f s (NATS unreachable?): %d requests dropped",
+                timeout * 0.8,
+                self.scheduler.busy,
+            )
+        except Exception as exc:
+            log.warning("draining failed (%s: %s): closing", type(exc).__name__, exc)
+        await self.scheduler.close()
+        try:
+            await asyncio.wait_for(self.nc.close(), timeout * 0.2)
+        except Exception as exc:
+            log.warning("closing the connection: %s: %s", type(exc).__name__, exc)
+        self._stopped.set()
+        log.info("stopped")
+
+    async def _drain(self) -> None:
+        assert self.nc is not None
         for consumer in self._consumers:
             await consumer.stop()
         for sub in self._subscriptions:
             try:
                 await sub.drain()  # type: ignore[no-untyped-call]
             except Exception as exc:  # a connection lost while draining: finish what we can
-                log.warning("draining %s: %s", sub.subject, exc)
-        while self._in_flight:
-            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-        await self.nc.drain()
-        self._stopped.set()
+                log.warning("draining %s: %s: %s", sub.subject, type(exc).__name__, exc)
+        await self.scheduler.wait_empty()
+        if self.nc.is_connected:
+            await self.nc.drain()
 
     async def serve_until_signalled(self, ready_file: Path | None = None) -> None:
         """Start, then serve until SIGTERM or SIGINT, then drain (for `python -m`).
@@ -159,39 +205,47 @@ class Server:
                 ready_file.unlink(missing_ok=True)
 
     def _receiver(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
+        stats = self.stats[route.name]
+
+        async def refuse(user: str, subject: str, reply: str | None) -> None:
+            outcome = await answer_busy(route, subject, reply, self._send, self._retry_after)
+            stats.record_busy(user, outcome.seconds, outcome.refused)
+
         async def receive(msg: Msg) -> None:
-            # Waiting here, not in the task, holds back this subscription: back-pressure.
-            await self._limit.acquire()
-            task = asyncio.create_task(self._serve(route, msg))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            # Only sort here: this callback runs for every user's message in turn, so
+            # anything slow in it would hold everyone behind one user's burst.
+            user, subject, reply = first_token(msg.subject), msg.subject, msg.reply or None
+            if not self.scheduler.submit(
+                user,
+                lambda: self._serve(route, msg),
+                # Keeps the subjects only: a refused payload is not held in memory.
+                lambda: refuse(user, subject, reply),
+            ):
+                await refuse(user, subject, reply)
 
         return receive
 
     def _spawn_persisted(self, consumer: RouteConsumer, message: Any) -> None:
         async def serve() -> None:
-            async with self._limit:
-                outcome = await consumer.serve(message, self.resources)
+            outcome = await consumer.serve(message, self.resources)
             self.stats[consumer.route.name].record(outcome.seconds, outcome.error, outcome.refused)
 
-        task = asyncio.create_task(serve())
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        # A consumer's fetches already bound what it hands over (its batch, and
+        # max_ack_pending in the stream): queued past the user bound, never `busy`.
+        user = first_token(unstored(message.subject))
+        self.scheduler.submit(user, serve)
 
     async def _serve(self, route: Route, msg: Msg) -> None:
-        try:
-            outcome = await dispatch(
-                route,
-                msg.subject,
-                msg.data,
-                msg.reply or None,
-                msg.headers,
-                self._send,
-                self.resources,
-            )
-            self.stats[route.name].record(outcome.seconds, outcome.error, outcome.refused)
-        finally:
-            self._limit.release()
+        outcome = await dispatch(
+            route,
+            msg.subject,
+            msg.data,
+            msg.reply or None,
+            msg.headers,
+            self._send,
+            self.resources,
+        )
+        self.stats[route.name].record(outcome.seconds, outcome.error, outcome.refused)
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None
@@ -209,9 +263,15 @@ class Server:
         verb = services.verb_of(msg.subject)
         # Discovery answers go to an inbox only, never to a subject the asker picked.
         if msg.reply and msg.reply.startswith(f"{INBOX_PREFIX}."):
-            await msg.respond(services.answer(verb, self.identity, list(self.stats.values())))
+            fair_share = services.fair_share_stats(self.scheduler)
+            answer = services.answer(verb, self.identity, list(self.stats.values()), fair_share)
+            await msg.respond(answer)
         elif msg.reply:
             log.warning("refused a %s request: its reply subject %r is no inbox", verb, msg.reply)
+
+
+async def _log_connection_error(exc: Exception) -> None:
+    log.warning("NATS connection: %s: %s", type(exc).__name__, exc)
 
 
 def _server_creds(settings: Settings) -> str:

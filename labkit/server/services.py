@@ -10,7 +10,10 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit.server.fair import FairScheduler
 
 SRV_PREFIX = "$SRV"
 VERBS = ("PING", "INFO", "STATS")
@@ -27,6 +30,9 @@ class EndpointStats:
     processing_time_ns: int = 0
     # Requests refused because their reply subject was not the sender's own inbox.
     num_refused: int = 0
+    # Requests turned away unserved (`busy`): their sender's queue was full.
+    num_busy: int = 0
+    busy_by_user: dict[str, int] = field(default_factory=dict)
 
     def record(self, seconds: float, error: str | None, refused: bool = False) -> None:
         self.num_requests += 1
@@ -36,6 +42,12 @@ class EndpointStats:
             self.last_error = error
         if refused:
             self.num_refused += 1
+
+    def record_busy(self, user: str, seconds: float, refused: bool = False) -> None:
+        """A request answered `busy` (or, with a foreign reply subject, refused)."""
+        self.num_busy += 1
+        self.busy_by_user[user] = self.busy_by_user.get(user, 0) + 1
+        self.record(seconds, f"busy: {user}'s queue was full", refused)
 
     def as_dict(self) -> dict[str, Any]:
         average = self.processing_time_ns // self.num_requests if self.num_requests else 0
@@ -49,7 +61,11 @@ class EndpointStats:
             "processing_time": self.processing_time_ns,
             "average_processing_time": average,
             # The micro schema's place for an endpoint's own figures.
-            "data": {"refused_replies": self.num_refused},
+            "data": {
+                "refused_replies": self.num_refused,
+                "busy": self.num_busy,
+                "busy_by_user": dict(self.busy_by_user),
+            },
         }
 
 
@@ -76,8 +92,29 @@ def discovery_subjects(identity: ServiceIdentity) -> list[str]:
     return subjects
 
 
-def answer(verb: str, identity: ServiceIdentity, endpoints: list[EndpointStats]) -> bytes:
-    """The JSON answer to a discovery request, in the micro v1 schema."""
+def fair_share_stats(scheduler: FairScheduler) -> dict[str, Any]:
+    """The fair scheduler's state: its bounds, what is running and waiting, per user."""
+    return {
+        "max_in_flight": scheduler.workers,
+        "user_max_in_flight": scheduler.user_max_in_flight,
+        "user_max_queued": scheduler.user_max_queued,
+        "in_hand": scheduler.busy,
+        "queued_by_user": scheduler.depths(),
+        "busy_by_user": dict(scheduler.rejected),
+    }
+
+
+def answer(
+    verb: str,
+    identity: ServiceIdentity,
+    endpoints: list[EndpointStats],
+    fair_share: dict[str, Any] | None = None,
+) -> bytes:
+    """The JSON answer to a discovery request, in the micro v1 schema.
+
+    STATS also carries `fair_share` (labkit's own section): current queue depths and
+    `busy` answers per user.
+    """
     body: dict[str, Any] = {
         "type": f"io.nats.micro.v1.{verb.lower()}_response",
         "name": identity.name,
@@ -94,6 +131,8 @@ def answer(verb: str, identity: ServiceIdentity, endpoints: list[EndpointStats])
     elif verb == "STATS":
         body["started"] = identity.started.isoformat().replace("+00:00", "Z")
         body["endpoints"] = [e.as_dict() for e in endpoints]
+        if fair_share is not None:
+            body["fair_share"] = fair_share
     return json.dumps(body).encode()
 
 

@@ -1,0 +1,307 @@
+"""Does one learner's burst slow another learner down? Bob's latency, alone and during.
+
+Starts NATS (a stack of its own on free ports), then the labkit server serving the
+echo lab (`labkit.server.Server`, bounds from the settings) in a process of its own.
+Bob sends one echo request every 2 ms (waiting for each answer) the whole time and
+notes each latency. First bob alone; then alice, in another process, publishes a
+burst of 5,000 requests at once and waits for every answer (served or `busy`);
+then a burst of 20,000. Each burst is repeated `--bursts` times; bob's samples
+sent between the first request of a burst and its last answer count as "during".
+
+Client processes of their own: bob's event loop must not be the one that reads
+alice's 20,000 answers, or his latency would measure the client, not the server.
+
+Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
+<= 50x his p50 alone.
+
+`--work-ms 20`: alice's handler first waits 20 ms (like a read from the object
+store), bob's does not; this is where serving in arrival order hurts most.
+
+    .venv/bin/python bench/bench_fairness.py [--alone 3] [--bursts 3] [--sizes 5000,20000]
+        [--work-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import os
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nats.aio.msg import Msg
+
+from labkit.client import connect_as
+from labkit.error_replies import LABKIT_CODE_HEADER
+from labkit.files import write_atomic
+from labkit.labs import echo
+from labkit.nsc.wrapper import Nsc
+from labkit.protocol import EchoRequest, EchoResponse
+from labkit.server import Router, Server
+from labkit.settings import Settings
+from labkit.stack import Stack
+
+ALICE, BOB = "bench-alice", "bench-bob"
+PERIOD = 0.002  # bob's pace: one request every 2 ms
+TIMEOUT = 30.0
+STARTUP_TIMEOUT = 30.0
+PAYLOAD = EchoRequest(message="hello").SerializeToString()
+
+
+# --- the processes the benchmark starts -------------------------------------------
+
+
+def _serve_profiled(ready: Path, profile: Path | None, work_ms: float) -> None:
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        asyncio.run(_serve(ready, work_ms))
+    finally:
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+
+
+def _router(work_ms: float) -> Router:
+    """The echo lab, plus `<user>.echo.slow`: an echo that first waits `work_ms` (I/O)."""
+    router = Router("bench")
+    router.include_router(echo.router)
+
+    @router.subscribe("*.echo.slow")
+    async def slow(request: EchoRequest) -> EchoResponse:
+        await asyncio.sleep(work_ms / 1000)
+        return EchoResponse(message=f"echo {request.message}")
+
+    return router
+
+
+async def _serve(ready: Path, work_ms: float) -> None:
+    settings = Settings()
+    server = Server(_router(work_ms), settings=settings, queue=settings.server.queue)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    write_atomic(ready, str(os.getpid()))
+    await stop.wait()
+    await server.stop()
+
+
+async def _alice(creds_file: Path, count: int, subject: str) -> None:
+    """Publish `count` requests at once, wait for every answer, print what came back."""
+    nc = await connect_as(creds_file.read_text(), settings=Settings())
+    answers = {"served": 0, "busy": 0, "other": 0}
+    done = asyncio.Event()
+
+    async def on_answer(msg: Msg) -> None:
+        code = (msg.headers or {}).get(LABKIT_CODE_HEADER)
+        answers["served" if code is None else "busy" if code == "busy" else "other"] += 1
+        if sum(answers.values()) == count:
+            done.set()
+
+    inbox = f"{nc.new_inbox()}.burst"
+    await nc.subscribe(f"{inbox}.*", cb=on_answer, pending_msgs_limit=10 * count)
+    await nc.flush()
+    started = time.time()
+    for n in range(count):
+        await nc.publish(subject, PAYLOAD, reply=f"{inbox}.{n}")
+    await nc.flush()
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    print(json.dumps({"started": started, "ended": time.time(), **answers}), flush=True)
+    await nc.close()
+
+
+# --- the benchmark -----------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    sent: float  # wall clock (time.time), to compare with alice's process
+    seconds: float
+
+
+class Bob:
+    """Asks every PERIOD until stopped; keeps every sample."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self._stop = asyncio.Event()
+
+    async def run(self, creds: str, settings: Settings) -> None:
+        nc = await connect_as(creds, settings=settings)
+        try:
+            while not self._stop.is_set():
+                sent, started = time.time(), time.perf_counter()
+                answer = await nc.request(f"{BOB}.echo", PAYLOAD, timeout=TIMEOUT)
+                seconds = time.perf_counter() - started
+                if answer.headers:
+                    raise RuntimeError(f"bob got an error reply: {answer.headers}")
+                self.samples.append(Sample(sent, seconds))
+                await asyncio.sleep(max(0.0, PERIOD - seconds))
+        finally:
+            await nc.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [s.seconds for s in self.samples if start <= s.sent <= end]
+
+
+def _figures(latencies: list[float]) -> tuple[float, float, float]:
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return cuts[49], cuts[98], max(latencies)
+
+
+async def _burst(creds_file: Path, count: int, work_ms: float) -> dict[str, float]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--alice", str(count), "--creds", str(creds_file),
+        "--work-ms", str(work_ms),
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"alice's burst of {count} failed ({process.returncode})")
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) -> None:
+    nsc = Nsc.from_settings(settings)
+    bob_creds = nsc.create_user(BOB).creds
+    alice_file = workdir / "alice.creds"
+    alice_file.write_text(nsc.create_user(ALICE).creds)
+    ready = workdir / "server.ready"
+    argv = [sys.executable, __file__, "--serve", "--ready-file", str(ready)]
+    argv += ["--work-ms", str(args.work_ms)]
+    if args.profile:
+        argv += ["--profile-out", str(args.profile)]
+    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not ready.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the labkit server did not start")
+            await asyncio.sleep(0.05)
+        bob = Bob()
+        asking = asyncio.create_task(bob.run(bob_creds, settings))
+        await asyncio.sleep(0.5)  # warm-up
+        start = time.time()
+        await asyncio.sleep(args.alone)
+        alone = bob.between(start, time.time())
+        during: dict[int, list[float]] = {}
+        bursts: dict[int, list[dict[str, float]]] = {}
+        for size in args.sizes:
+            for _ in range(args.bursts):
+                burst = await _burst(alice_file, size, args.work_ms)
+                bursts.setdefault(size, []).append(burst)
+                during.setdefault(size, []).extend(bob.between(burst["started"], burst["ended"]))
+                await asyncio.sleep(args.pause)
+        bob.stop()
+        await asyncio.wait_for(asking, TIMEOUT)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    p50, p99, worst = _figures(alone)
+    defaults = settings.server
+    if args.work_ms:
+        print(f"Alice's handler waits {args.work_ms} ms (I/O); bob's is the plain echo.")
+    print(
+        f"Bounds: max_in_flight {defaults.max_in_flight}, user_max_in_flight "
+        f"{defaults.user_max_in_flight}, user_max_queued {defaults.user_max_queued}\n"
+    )
+    print("| bob | samples | p50 ms | p99 ms | max ms | p99 / alone p99 | max / alone p50 |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| alone | {len(alone)} | {p50 * 1e3:.2f} | {p99 * 1e3:.2f} | {worst * 1e3:.2f} | | |")
+    verdicts = []
+    for size, latencies in during.items():
+        b50, b99, bmax = _figures(latencies)
+        ratio99, ratio_max = b99 / p99, bmax / p50
+        print(
+            f"| during {size:,} (x{args.bursts}) | {len(latencies)} | {b50 * 1e3:.2f} "
+            f"| {b99 * 1e3:.2f} | {bmax * 1e3:.2f} | {ratio99:.1f}x | {ratio_max:.1f}x |"
+        )
+        verdicts.append(
+            f"burst {size:,}: p99 {ratio99:.1f}x alone (target <= 5: "
+            f"{'meets' if ratio99 <= 5 else 'MISSES'}), max {ratio_max:.1f}x alone p50 "
+            f"(target <= 50: {'meets' if ratio_max <= 50 else 'MISSES'})"
+        )
+    print()
+    for size, runs in bursts.items():
+        for run in runs:
+            print(
+                f"alice {size:,}: {run['served']:,.0f} served, {run['busy']:,.0f} busy, "
+                f"{run['other']:,.0f} other, all answered in "
+                f"{(run['ended'] - run['started']) * 1e3:,.0f} ms"
+            )
+    print()
+    print("\n".join(verdicts))
+    if args.profile:
+        print("\ncProfile of the labkit server over the whole run:")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alone", type=float, default=3.0, help="seconds of bob alone")
+    parser.add_argument("--bursts", type=int, default=3, help="bursts of each size")
+    parser.add_argument("--sizes", default="5000,20000", help="burst sizes, comma-separated")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between bursts")
+    parser.add_argument("--profile", type=Path, help="also cProfile the labkit server into FILE")
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=0.0,
+        help="alice's requests wait this long in their handler (I/O), bob's do not",
+    )
+    # Internal: the processes the benchmark starts itself.
+    parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--alice", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--creds", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _serve_profiled(args.ready_file, args.profile_out, args.work_ms)
+        return
+    if args.alice:
+        subject = f"{ALICE}.echo.slow" if args.work_ms else f"{ALICE}.echo"
+        asyncio.run(_alice(args.creds, args.alice, subject))
+        return
+    args.sizes = [int(size) for size in args.sizes.split(",")]
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
+        # Set before Settings(): the processes started here read the same environment.
+        os.environ.update(
+            {"LABKIT_HOME": tmp, "LABKIT_NATS_PORT": "0", "LABKIT_NATS_MONITOR_PORT": "0"}
+        )
+        settings = Settings()
+        stack = Stack(settings)
+        try:
+            stack.ensure("nats")
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_bench(settings, Path(tmp), args))
+        finally:
+            stack.down()
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

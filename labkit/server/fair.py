@@ -1,0 +1,212 @@
+"""Fair scheduling of the application server's work: per user, round-robin.
+
+One NATS subscription per route hands the server every user's requests in arrival
+order, on one task. Served in that order, one learner's burst of thousands puts
+everyone else behind it (head-of-line blocking). So the receive path only sorts:
+`submit` puts a job in its user's queue (the user is the subject's first token)
+and returns at once, and a fixed set of workers (the global in-flight bound) take
+users in turn, one job per turn:
+
+- each user's queue holds at most `user_max_queued` jobs; past that the request is
+  answered `busy` (the requester retries later). That answer is sent in the user's
+  own turns too (a few per turn, one turn at a time): sending thousands of them at
+  once, in the receive path, would hold everyone else behind one user's burst all
+  the same (it is reading the burst that must go fast: the others' requests are
+  behind it on the connection). Only the
+  answer's subjects are kept for it, never the payload (a few hundred bytes); past
+  `max_deferred` waiting answers in all, `submit` says no and the caller answers
+  at once;
+- each user has at most `user_max_in_flight` jobs running; a user at the bound
+  waits out of the rotation, so others keep the remaining workers;
+- a worker yields to the event loop after a few jobs (JOBS_PER_YIELD), so a run of
+  handlers that never wait cannot keep the receive path from reading the next
+  message; not after every one, since each yield is a turn of the whole loop.
+
+Everything here runs on one event loop: no locks, only plain counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Job = Callable[[], Awaitable[None]]
+
+log = logging.getLogger("labkit.server")
+
+
+@dataclass
+class UserLoad:
+    """One user's work: the jobs waiting and how many are running."""
+
+    queued: deque[Job] = field(default_factory=deque)
+    refusals: deque[Job] = field(default_factory=deque)  # `busy` answers still to send
+    refusing: bool = False  # a worker is sending some: one at a time per user
+    running: int = 0
+    in_rotation: bool = False
+
+
+class FairScheduler:
+    """Run jobs per user, round-robin, with per-user and global bounds."""
+
+    # `busy` answers one turn sends: cheap each, and a turn must stay short.
+    REFUSALS_PER_TURN = 8
+    # Jobs a worker runs back to back (when they do not wait) before it yields.
+    JOBS_PER_YIELD = 8
+
+    def __init__(
+        self, workers: int, user_max_in_flight: int, user_max_queued: int, max_deferred: int
+    ) -> None:
+        if min(workers, user_max_in_flight, user_max_queued, max_deferred) < 1:
+            raise ValueError("every bound of the fair scheduler must be at least 1")
+        self.workers = workers
+        self.user_max_in_flight = user_max_in_flight
+        self.user_max_queued = user_max_queued
+        self.max_deferred = max_deferred
+        self._users: dict[str, UserLoad] = {}
+        # Users with a queued job and room to run it, each at most once, in turn order.
+        self._rotation: deque[str] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = 0
+        self._queued = 0
+        self._deferred = 0
+        self._emptied: asyncio.Event | None = None
+        # Per user: jobs turned away (busy) since the start, for $SRV.STATS.
+        self.rejected: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start the workers (on the running event loop)."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    def submit(self, user: str, job: Job, refuse: Job | None = None) -> bool:
+        """Queue `job` for `user`, or past the user's bound `refuse` (the `busy` answer).
+
+        False when neither was queued: the user's queue is full and so is the space
+        for `busy` answers (or there is no `refuse`); the caller answers `busy` itself.
+        Without `refuse` the job is queued past the bound: for work whose source
+        already bounds it (a JetStream consumer's batch), which must not be turned away.
+        """
+        load = self._users.get(user)
+        if load is None:
+            load = self._users[user] = UserLoad()
+        if refuse is not None and len(load.queued) >= self.user_max_queued:
+            self.rejected[user] = self.rejected.get(user, 0) + 1
+            if self._deferred >= self.max_deferred:
+                return False
+            load.refusals.append(refuse)
+            self._deferred += 1
+        else:
+            load.queued.append(job)
+            self._queued += 1
+        if not load.in_rotation and self._eligible(load):
+            self._enter_rotation(user, load)
+        return True
+
+    def depths(self) -> dict[str, int]:
+        """Jobs waiting per user, for users with any."""
+        return {user: len(load.queued) for user, load in self._users.items() if load.queued}
+
+    @property
+    def busy(self) -> int:
+        """Jobs queued or running, and `busy` answers not yet sent."""
+        return self._queued + self._running + self._deferred
+
+    async def wait_empty(self) -> None:
+        """Return once no job is queued or running."""
+        while self.busy:
+            self._emptied = asyncio.Event()
+            await self._emptied.wait()
+
+    async def close(self) -> None:
+        """Stop the workers (call after `wait_empty`; jobs still queued are dropped)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _eligible(self, load: UserLoad) -> bool:
+        """Has work it may start now? `busy` answers never wait for a handler slot."""
+        return (bool(load.refusals) and not load.refusing) or (
+            bool(load.queued) and load.running < self.user_max_in_flight
+        )
+
+    def _enter_rotation(self, user: str, load: UserLoad, wake: bool = True) -> None:
+        load.in_rotation = True
+        self._rotation.append(user)
+        while wake and self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        since_yield = 0
+        while True:
+            if not self._rotation:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                since_yield = 0
+                continue
+            if since_yield >= self.JOBS_PER_YIELD:
+                # Let the receive path (and everyone else) run before the next job.
+                await asyncio.sleep(0)
+                since_yield = 0
+                continue
+            user = self._rotation.popleft()
+            load = self._users[user]
+            refusing = bool(load.refusals) and not load.refusing
+            if refusing:
+                load.refusing = True
+                turn = min(self.REFUSALS_PER_TURN, self.JOBS_PER_YIELD - since_yield)
+                refusals = [load.refusals.popleft() for _ in range(min(turn, len(load.refusals)))]
+                job: Job | list[Job] = refusals
+                self._deferred -= len(refusals)
+                since_yield += len(refusals)
+            elif load.queued and load.running < self.user_max_in_flight:
+                job = load.queued.popleft()
+                self._queued -= 1
+                since_yield += 1
+            else:  # nothing it may start now (not expected: entries are checked)
+                load.in_rotation = False
+                continue
+            load.running += 1
+            self._running += 1
+            load.in_rotation = False
+            # Back of the line for the user's next job: everyone else goes first.
+            if self._eligible(load):
+                self._enter_rotation(user, load)
+            try:
+                if isinstance(job, list):
+                    for refusal in job:
+                        await _run(refusal)
+                else:
+                    await _run(job)
+            finally:
+                load.running -= 1
+                self._running -= 1
+                if refusing:
+                    load.refusing = False
+                if not load.in_rotation and self._eligible(load):
+                    # No one to wake: this worker looks at the rotation next.
+                    self._enter_rotation(user, load, wake=False)
+                elif not (load.queued or load.refusals or load.running):
+                    del self._users[user]  # memory stays flat however many users came
+                if self._emptied is not None and not self.busy:
+                    self._emptied.set()
+
+
+async def _run(job: Job) -> None:
+    try:
+        await job()
+    except Exception:  # a job reports its own failures; a worker must survive them
+        log.exception("a scheduled job failed")
