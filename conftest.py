@@ -39,4 +39,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _stop_what_the_run_left(RUN_DIR)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+def _stop_what_the_run_left(root: Path) -> None:
+    """Stop every process a stack of this run still records (pid *and* start time).
+
+    A component started off a kernel's main thread is not tied to the kernel, and a
+    kernel that is killed runs no atexit: its pidfile is the last trace of it.
+    """
+    from labkit.stack import process
+
+    for pidfile in root.rglob("run/*.pid"):
+        pid = process.read_pidfile(pidfile)
+        if pid is not None and process.is_running(pid):
+            process.stop(pid, timeout=3.0)

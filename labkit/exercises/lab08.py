@@ -46,7 +46,9 @@ REQUEST_TIMEOUT = 2.0
 @asynccontextmanager
 async def _replica_connections(settings: Settings) -> AsyncIterator[list[Client]]:
     """One connection per replica, as the exercises' server user (it reads `*.echo.>`)."""
-    await asyncio.to_thread(Stack(settings).ensure, "nats")
+    # On the cell's own (main) thread: a component started from a worker thread cannot
+    # be tied to the kernel (the parent-death signal follows the thread that forks).
+    Stack(settings).ensure("nats")
     creds = (
         Nsc.from_settings(settings)
         .issue_stack_user(EXERCISE_SERVER, EXERCISE_SERVER_PERMISSIONS)
