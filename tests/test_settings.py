@@ -70,6 +70,26 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert s3.bucket == "labkit-files" and s3.url_expiry == timedelta(hours=2)
     assert (s3.max_image_pixels, s3.max_image_bytes) == (25_000_000, 20 << 20)
     assert s3.upload_url_expiry == timedelta(minutes=5)
+    # The bounds that keep one learner from exhausting the others (same table).
+    assert settings.nats.ws_port == 4280
+    nsc = settings.nsc
+    assert nsc.push_retry_interval == timedelta(seconds=2)
+    assert nsc.max_body_bytes == 64 << 10
+    assert (nsc.user_max_subscriptions, nsc.user_max_payload) == (1_000, 512 << 10)
+    assert auth.login_attempts_per_email_everywhere == 20
+    assert (auth.registrations_per_address, auth.registration_window) == (
+        30,
+        timedelta(minutes=10),
+    )
+    assert auth.max_body_bytes == 16 << 10
+    assert (server.user_max_in_flight, server.user_max_queued) == (16, 1_000)
+    assert (server.busy_retry_after, server.busy_backlog) == (timedelta(milliseconds=250), 50_000)
+    assert (server.receive_pending_msgs, server.receive_pending_bytes) == (200_000, 128 << 20)
+    assert server.drain_timeout == timedelta(seconds=4)
+    assert (stream.max_msgs_per_user, stream.max_msg_size) == (1_000, 16 << 10)
+    assert stream.max_deliveries == 8
+    assert (s3.image_workers, s3.transforms_per_user) == (3, 2)
+    assert s3.max_pixels_in_flight == 25_000_000
     assert (s3.image_workers, s3.transforms_per_user) == (3, 2)
     assert s3.max_pixels_in_flight == 25_000_000
 
