@@ -90,3 +90,15 @@ def page(lab: JupyterLab) -> Iterator[Any]:
             browser.close()
     finally:
         playwright.stop()
+
+
+# A Run All in Chromium whose cells never settle was seen once in the last four full
+# runs (06_sending_files; it passed alone at once, in 14 s): such a run gets one more
+# try; any other failure, a stuck cell's error output included, fails at once.
+STUCK_RUN_ALL = r"waited \d+ s for its cells to finish"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[STUCK_RUN_ALL]))
