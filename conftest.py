@@ -32,10 +32,17 @@ for variable in (
 os.environ.setdefault("LABKIT_PAGE_WAIT", "2")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if type(item).__name__ == "IPyNbCell":
             item.add_marker(pytest.mark.notebook)
+    # `soak` tests (long trials) are left out unless asked for (`pytest -m soak`, `make soak`).
+    if "soak" in (config.getoption("markexpr") or ""):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -106,6 +106,8 @@ def _run_cell(client: Any, cell: Any, index: int, when: str) -> None:
     assert not errors, f"cell {index}, {when}, shows an error: {errors}"
 
 
+# Long (every notebook, each cell twice): in `make soak`, which CI runs after `make test`.
+@pytest.mark.soak
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_every_cell_run_twice_in_a_row(shared_stack: None, path: Path) -> None:
     notebook = _read(path)
