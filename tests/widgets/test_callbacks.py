@@ -9,32 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 
 import pytest
 
 from labkit.widgets.callbacks import CellLoop, NoCellLoop
 from labkit.widgets.labs import NOTHING_TO_SEND, EchoPanel
-
-
-def click_from_another_loop(action: Callable[[], None]) -> None:
-    """Run `action` inside a running event loop on a thread of its own (a subshell)."""
-    failures: list[BaseException] = []
-
-    async def in_subshell() -> None:
-        action()
-
-    def thread() -> None:
-        try:
-            asyncio.run(in_subshell())
-        except BaseException as exc:  # re-raised in the test's thread
-            failures.append(exc)
-
-    runner = threading.Thread(target=thread)
-    runner.start()
-    runner.join()
-    if failures:
-        raise failures[0]
+from tests.widgets.subshell import click_from_another_loop
 
 
 def test_a_click_from_a_subshell_runs_on_the_cell_loop() -> None:
