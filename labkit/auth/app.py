@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from labkit.auth.database import create_schema, database_url, make_engine, session_factory
 from labkit.auth.errors import AuthError, MalformedRequest, TooManyAttempts
+from labkit.auth.instructor_routes import instructor_routes
 from labkit.auth.nsc_client import NscClient
 from labkit.auth.rate_limit import LoginLimiter, RequestLimiter
 from labkit.auth.routes import AuthContext, routes
@@ -67,6 +68,7 @@ def create_app(
     )
     install_jwt(app, sessions)
     app.register_blueprint(routes)
+    app.register_blueprint(instructor_routes)
 
     @app.errorhandler(AuthError)
     def _auth_error(exc: AuthError) -> tuple[Response, int]:

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from nats.aio.client import Client
 
+from labkit.auth.roles import LEARNER
 from labkit.client import connect_as
 from labkit.discovery import auth_url
 from labkit.errors import LabkitError
@@ -48,14 +49,37 @@ class Login:
     access_token: str
     refresh_token: str
     nats: NatsGrant
+    # "learner" or "instructor" (labkit.auth.roles).
+    role: str = LEARNER
 
     async def connect(self, **options: Any) -> Client:
         """Connect to NATS as this user (creds from memory, inbox `_INBOX.<user_id>`)."""
         return await connect_as(self.nats.creds, servers=self.nats.servers, **options)
 
 
+def login_from_answer(body: dict[str, Any], email: str) -> Login:
+    """The Login a /login JSON answer describes (also read back from a saved answer)."""
+    nats = body["nats"]
+    expires = nats.get("expires_at")
+    return Login(
+        user_id=body["user_id"],
+        email=email,
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        nats=NatsGrant(
+            servers=list(nats["servers"]),
+            creds=nats["creds"],
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+            publish=list(nats["publish"]),
+            subscribe=list(nats["subscribe"]),
+        ),
+        # A service older than roles answers none: such an account is a learner.
+        role=str(body.get("role", LEARNER)),
+    )
+
+
 class AuthClient:
-    """HTTP client for /register, /login, /refresh, /me and /logout."""
+    """HTTP client for /register, /login, /refresh, /me, /logout and the instructor's /users."""
 
     def __init__(self, url: str | None = None, *, timeout: float = 10.0) -> None:
         if url is None:
@@ -69,21 +93,7 @@ class AuthClient:
 
     def login(self, email: str, password: str) -> Login:
         body = self._call("POST", "/login", {"email": email, "password": password}, 200)
-        nats = body["nats"]
-        expires = nats.get("expires_at")
-        return Login(
-            user_id=body["user_id"],
-            email=email,
-            access_token=body["access_token"],
-            refresh_token=body["refresh_token"],
-            nats=NatsGrant(
-                servers=list(nats["servers"]),
-                creds=nats["creds"],
-                expires_at=datetime.fromisoformat(expires) if expires else None,
-                publish=list(nats["publish"]),
-                subscribe=list(nats["subscribe"]),
-            ),
-        )
+        return login_from_answer(body, email)
 
     def me(self, login: Login) -> dict[str, Any]:
         return self._call("GET", "/me", None, 200, token=login.access_token)
@@ -97,6 +107,24 @@ class AuthClient:
     def logout(self, login: Login) -> dict[str, Any]:
         """Revoke the access token and the NATS credentials (a live connection is cut)."""
         return self._call("POST", "/logout", None, 200, token=login.access_token)
+
+    def users(self, login: Login) -> list[dict[str, Any]]:
+        """Every account (id, email, role, created_at); `login` must be an instructor's."""
+        users: list[dict[str, Any]] = self._call(
+            "GET", "/users", None, 200, token=login.access_token
+        )["users"]
+        return users
+
+    def revoke_user(self, login: Login, user_id: str) -> dict[str, Any]:
+        """Log `user_id` out everywhere (NATS connections cut, tokens refused); instructor."""
+        return self._call("POST", f"/users/{user_id}/revoke", None, 200, token=login.access_token)
+
+    def reset_password(self, login: Login, user_id: str) -> str:
+        """A new random password for `user_id`, returned once; instructor only."""
+        answer = self._call(
+            "POST", f"/users/{user_id}/password", None, 200, token=login.access_token
+        )
+        return str(answer["password"])
 
     def _call(
         self, method: str, path: str, body: Any, expected: int, *, token: str | None = None

@@ -42,3 +42,11 @@ class TooManyAttempts(AuthError):
 
 class CredentialServiceUnavailable(AuthError):
     status, code = 503, "nsc_unavailable"
+
+
+class NotAnInstructor(AuthError):
+    status, code = 403, "forbidden"
+
+
+class UnknownUser(AuthError):
+    status, code = 404, "unknown_user"

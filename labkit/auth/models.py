@@ -7,13 +7,15 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from labkit.auth.roles import LEARNER
+
 
 class Base(DeclarativeBase):
     pass
 
 
 class User(Base):
-    """A learner: the ULID is also the first token of every subject they own."""
+    """A learner or an instructor: the ULID is also the first token of every subject they own."""
 
     __tablename__ = "users"
 
@@ -24,6 +26,11 @@ class User(Base):
     # Every token carries the generation it was issued in; logout moves to the next one,
     # so every earlier token (access and refresh) is refused, even within the same second.
     token_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # "learner" or "instructor" (labkit.auth.roles). The server default also fills the
+    # rows of a database made before roles existed (labkit.auth.database.migrate).
+    role: Mapped[str] = mapped_column(
+        String(16), default=LEARNER, server_default=LEARNER, nullable=False
+    )
 
 
 class RevokedToken(Base):

@@ -1,10 +1,12 @@
-"""The endpoints: /register, /login, /refresh, /me, /logout (and /healthz)."""
+"""The endpoints: /register, /login, /refresh, /me, /logout (and /healthz).
+
+The instructor's endpoints (/users...) are in labkit.auth.instructor_routes.
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -16,22 +18,20 @@ from flask_jwt_extended import (
     jwt_required,
 )
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from ulid import ULID
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from labkit.auth.errors import BadCredentials, EmailTaken, TooManyAttempts
+from labkit.auth.accounts import PASSWORD_METHOD, create_account, iso
+from labkit.auth.accounts import new_user_id as new_user_id  # where it was first
+from labkit.auth.errors import BadCredentials, TooManyAttempts
 from labkit.auth.models import User
 from labkit.auth.nsc_client import NscClient
 from labkit.auth.rate_limit import LoginLimiter, RequestLimiter, Reservation
 from labkit.auth.tokens import revoke, token_claims
 from labkit.auth.validation import read_email_password
-from labkit.nsc.names import validate_user_name
 from labkit.settings import Settings
 from labkit.webservice.bodies import json_body
 
-PASSWORD_METHOD = "scrypt"
 BAD_LOGIN = "invalid email or password"
 # Checked when the email is unknown, so both failures take as long (no enumeration).
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16), method=PASSWORD_METHOD)
@@ -66,7 +66,7 @@ class AuthContext:
         return nats_urls(self.settings)
 
 
-def _context() -> AuthContext:
+def context() -> AuthContext:
     context: AuthContext = current_app.extensions["labkit_auth"]
     return context
 
@@ -78,7 +78,7 @@ def healthz() -> Response:
 
 @routes.post("/register")
 def register() -> tuple[Response, int]:
-    ctx = _context()
+    ctx = context()
     given = read_email_password(json_body(), ctx.settings.auth.min_password_length)
     # Counted once the body is valid, before the hash that makes a flood expensive
     # (a learner's typos do not use up the budget).
@@ -87,23 +87,13 @@ def register() -> tuple[Response, int]:
         raise TooManyAttempts(
             f"too many registrations from your address; try again in {wait} s", retry_after=wait
         )
-    user = User(
-        id=new_user_id(),
-        email=given.email,
-        password_hash=generate_password_hash(given.password, method=PASSWORD_METHOD),
-        created_at=datetime.now(UTC),
-    )
-    try:
-        with ctx.sessions.begin() as session:
-            session.add(user)
-    except IntegrityError:
-        raise EmailTaken(f"{given.email} is already registered; log in instead") from None
-    return jsonify(id=user.id, email=user.email), 201
+    account = create_account(ctx.sessions, given.email, given.password)
+    return jsonify(id=account.id, email=account.email), 201
 
 
 @routes.post("/login")
 def login() -> Response:
-    ctx = _context()
+    ctx = context()
     given = read_email_password(json_body(), 1)
     # The attempt takes its place in the limits before the (slow) hash, atomically.
     reservation = ctx.login_limiter.reserve(given.email, _client_address())
@@ -128,6 +118,7 @@ def login() -> Response:
         access_token=create_access_token(identity=user.id, additional_claims=token_claims(user)),
         refresh_token=create_refresh_token(identity=user.id, additional_claims=token_claims(user)),
         user_id=user.id,
+        role=user.role,
         nats={
             "servers": ctx.servers(),
             "creds": issued["creds"],
@@ -142,7 +133,7 @@ def login() -> Response:
 @jwt_required(refresh=True)
 def refresh() -> Response:
     user_id = get_jwt_identity()
-    with _context().sessions() as session:
+    with context().sessions() as session:
         user = session.get(User, user_id)
     if user is None:
         raise BadCredentials("this account no longer exists")
@@ -153,42 +144,37 @@ def refresh() -> Response:
 @routes.get("/me")
 @jwt_required()
 def me() -> Response:
-    with _context().sessions() as session:
+    with context().sessions() as session:
         user = session.get(User, get_jwt_identity())
     if user is None:
         raise BadCredentials("this account no longer exists")
-    return jsonify(id=user.id, email=user.email, created_at=_iso(user.created_at))
+    return jsonify(id=user.id, email=user.email, role=user.role, created_at=iso(user.created_at))
 
 
 @routes.post("/logout")
 @jwt_required()
 def logout() -> Response:
-    ctx = _context()
+    ctx = context()
     payload: dict[str, Any] = get_jwt()
-    # NATS first: when the NSC service cannot be reached this answers 503 with nothing
-    # changed, and a retry with the same token works. Once the NSC service has the
-    # revocation it keeps it and pushes it to the NATS server until the server has it.
-    revocation = ctx.nsc_client().revoke_user(str(payload["sub"]))
+    nats = revoke_nats_credentials(ctx, str(payload["sub"]))
     revoke(ctx.sessions, payload)
-    return jsonify(
-        logged_out=True,
-        nats_revoked=revocation is not None,
-        nats_pushed=bool(revocation and revocation.get("pushed")),
-    )
+    return jsonify(logged_out=True, **nats)
 
 
-def new_user_id() -> str:
-    """A lower-case ULID: the user's NATS name, never one the stack reserves.
+def revoke_nats_credentials(ctx: AuthContext, user_id: str) -> dict[str, bool]:
+    """Revoke `user_id`'s NATS credentials: `{nats_revoked, nats_pushed}`.
 
-    It begins with a digit (the time), so it cannot take a reserved prefix; the check
-    is the NSC service's own, kept here so a change of id scheme cannot slip past it.
+    Called before the tokens are refused: when the NSC service cannot be reached this
+    raises (503) with nothing changed, and a retry works. Once the NSC service has the
+    revocation it keeps it and pushes it to the NATS server until the server has it,
+    which cuts the user's live connections.
     """
-    return validate_user_name(str(ULID()).lower())
+    revocation = ctx.nsc_client().revoke_user(user_id)
+    return {
+        "nats_revoked": revocation is not None,
+        "nats_pushed": bool(revocation and revocation.get("pushed")),
+    }
 
 
 def _client_address() -> str:
     return request.remote_addr or "unknown"
-
-
-def _iso(moment: datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
