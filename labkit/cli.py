@@ -1,4 +1,5 @@
-"""`python -m labkit ...`: up, status, down, creds, server, run, lab, reset, deploy-config."""
+"""`python -m labkit ...`: up, status, down, creds, server, run, lab, reset, deploy-config,
+instructor, classroom."""
 
 from __future__ import annotations
 
@@ -90,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
         "--rotate", action="store_true", help="make new secrets instead of keeping the .env ones"
     )
     deploy.set_defaults(handler=_deploy_config)
+
+    # Accounts of a class (labkit.classroom.accounts): instructors, the learners' roster.
+    from labkit.classroom.accounts import add_instructor_command, add_roster_command
+
+    add_instructor_command(commands)
+    classroom = commands.add_parser("classroom", help="run a class on one shared stack")
+    classroom_commands = classroom.add_subparsers(dest="classroom_command", required=True)
+    add_roster_command(classroom_commands)
     return parser
 
 
