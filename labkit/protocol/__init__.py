@@ -13,6 +13,8 @@ from labkit.protocol.labkit_pb2 import (
     ImageRequest,
     ImageResponse,
     PingRequest,
+    ProgressList,
+    ProgressReport,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "ImageRequest",
     "ImageResponse",
     "PingRequest",
+    "ProgressList",
+    "ProgressReport",
 ]

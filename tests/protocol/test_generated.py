@@ -18,6 +18,8 @@ from labkit.protocol import (
     ImageRequest,
     ImageResponse,
     PingRequest,
+    ProgressList,
+    ProgressReport,
 )
 from labkit.protogen import OUT_DIR, PROTO_DIR, ProtocError, generate
 
@@ -57,6 +59,8 @@ MESSAGES: list[Message] = [
     EchoRequest(message="hello"),
     EchoResponse(message="hello"),
     PingRequest(destination="bob", origin="alice", message="ping"),
+    ProgressReport(exercise_id="lab01-ex1", passed=True, attempts=2, at=1.5),
+    ProgressList(reports=[ProgressReport(exercise_id="lab01-ex2", attempts=1)]),
     ImageRequest(name="cat.png"),
     Crop(left=1, top=2, right=300, bottom=-4),
     ImageConfirmation(
