@@ -106,6 +106,9 @@ class NscSettings(BaseModel):
         "*.ping",
         "*.send_file",
         "*.transform_file",
+        # Exercise progress reports and a learner's own records (labkit.classroom).
+        "*.progress",
+        "*.progress.mine",
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
@@ -132,6 +135,16 @@ class NscSettings(BaseModel):
         "$JS.API.DIRECT.GET.KV_labkit-cache.>",
         "$JS.API.STREAM.MSG.GET.KV_labkit-cache",
         "$KV.labkit-cache.>",
+        # The progress bucket (ProgressSettings.bucket): the server writes it, the
+        # instructor's side reads it with these creds; PURGE takes back a record past
+        # a learner's bound. Learners have no right on it at all.
+        "$JS.API.STREAM.CREATE.KV_labkit_progress",
+        "$JS.API.STREAM.UPDATE.KV_labkit_progress",
+        "$JS.API.STREAM.INFO.KV_labkit_progress",
+        "$JS.API.STREAM.PURGE.KV_labkit_progress",
+        "$JS.API.DIRECT.GET.KV_labkit_progress.>",
+        "$JS.API.STREAM.MSG.GET.KV_labkit_progress",
+        "$KV.labkit_progress.>",
     ]
     server_response_max: int = Field(1, ge=1)
     server_response_ttl: Duration = Field(timedelta(minutes=1), gt=timedelta(0))
@@ -235,6 +248,28 @@ class ServerSettings(BaseModel):
     cache_bucket: str = "labkit-cache"
 
 
+class ProgressSettings(BaseModel):
+    """Exercise progress reports (classroom): the KV bucket the server keeps them in.
+
+    One record per learner and exercise (key `<user>.<exercise_id>`, last report
+    wins); a learner past `max_exercises_per_user` gets an error for a new exercise
+    id, and the bucket as a whole holds at most `max_bytes`.
+    """
+
+    bucket: str = Field(
+        "labkit_progress", description="KV bucket; NscSettings.server_publish names it too"
+    )
+    max_exercises_per_user: int = Field(
+        200, ge=1, description="records kept per learner; past it new exercise ids are refused"
+    )
+    max_bytes: int = Field(
+        64 * 1024**2, ge=64 * 1024, description="the whole bucket, bytes (on the NATS server)"
+    )
+    replicas: int | None = Field(
+        None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
+    )
+
+
 class S3Settings(BaseModel):
     """The object store: the embedded S3-compatible server, or any S3 endpoint (MinIO)."""
 
@@ -319,6 +354,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     s3: S3Settings = S3Settings()
     stream: StreamSettings = StreamSettings()
+    progress: ProgressSettings = ProgressSettings()
     buffer: BufferSettings = BufferSettings()
     stack: StackSettings = StackSettings()
 

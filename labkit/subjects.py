@@ -93,6 +93,10 @@ def is_private_reply(subject: str, reply: str) -> bool:
 SEND_FILE = "send_file"
 TRANSFORM_FILE = "transform_file"
 
+# Exercise progress (classroom): a check's report, and a learner's own records.
+PROGRESS = "progress"
+PROGRESS_MINE = "progress.mine"
+
 # Subjects the exercises (labkit.exercises) serve, on a server of their own.
 ECHO_REVERSE = "echo.reverse"
 ECHO_COUNT = "echo.count"

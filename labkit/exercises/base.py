@@ -11,6 +11,10 @@ answer and an answer that crashes all come back as a `CheckResult` saying
 "Not yet" and why, so a notebook runs headless (papermill, nbval) with every
 exercise unanswered. Only a broken stack (NATS not running) raises.
 
+In classroom mode each answered check also reports its verdict and attempt count
+(labkit.classroom.progress) for the instructor; a report that cannot be sent costs
+the check at most a short timeout, never its verdict.
+
 Exercises whose check needs no IO are `SyncExercise`s (`ex1.check(answer)`);
 the others are `AsyncExercise`s (`await ex1.check(answer)`).
 """
@@ -22,6 +26,7 @@ import html
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
@@ -35,6 +40,8 @@ NOT_ANSWERED = (
 )
 # How long a learner's async function may run before the check gives up on it.
 LEARNER_TIMEOUT = 15.0
+# What an exercise id may not hold (a progress record's key token).
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 T = TypeVar("T")
 
@@ -235,6 +242,18 @@ class Exercise(ABC):
         exec(compile(code, f"<{what} of {self.name}>", "exec"), namespace)
         return namespace[self.answer_name]
 
+    @property
+    def exercise_id(self) -> str:
+        """The id progress reports name: `lab03-ex2` (module, then name)."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        return _NOT_IN_ID.sub("-", f"{module}-{self.name}")[:64]
+
+    def _reported(self, result: CheckResult) -> Future[Any]:
+        """Count this check and report it (classroom mode only; never raises)."""
+        from labkit.classroom.progress import report_check
+
+        return report_check(self.exercise_id, result.correct)
+
     def __repr__(self) -> str:
         return f"{self.name}: {self.title}"
 
@@ -249,11 +268,15 @@ class SyncExercise(Exercise):
 
     def check(self, answer: object) -> CheckResult:
         if is_unanswered(answer):
-            return CheckResult(False, NOT_ANSWERED)
+            return CheckResult(False, NOT_ANSWERED)  # not an attempt: nothing reported
         try:
-            return CheckResult(True, self.verify(answer))
+            result = CheckResult(True, self.verify(answer))
         except NotYet as exc:
-            return CheckResult(False, str(exc))
+            result = CheckResult(False, str(exc))
+        from labkit.classroom.progress import wait_for_report
+
+        wait_for_report(self._reported(result))
+        return result
 
     @abstractmethod
     def verify(self, answer: object) -> str:
@@ -270,11 +293,15 @@ class AsyncExercise(Exercise):
 
     async def _check(self, answer: object) -> CheckResult:
         if is_unanswered(answer):
-            return CheckResult(False, NOT_ANSWERED)
+            return CheckResult(False, NOT_ANSWERED)  # not an attempt: nothing reported
         try:
-            return CheckResult(True, await self.verify(answer))
+            result = CheckResult(True, await self.verify(answer))
         except NotYet as exc:
-            return CheckResult(False, str(exc))
+            result = CheckResult(False, str(exc))
+        from labkit.classroom.progress import await_report
+
+        await await_report(self._reported(result))
+        return result
 
     @abstractmethod
     async def verify(self, answer: object) -> str:

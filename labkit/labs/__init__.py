@@ -6,6 +6,8 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from labkit.classroom import progress_routes
+from labkit.classroom.progress_store import ProgressStore
 from labkit.discovery import jetstream_replicas
 from labkit.labs import caching, echo, files, ping_pong, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
@@ -24,6 +26,8 @@ def lab_router() -> Router:
     app = Router("labkit labs")
     for lab in (echo, caching, ping_pong, stream_echo, files):
         app.include_router(lab.router)
+    # Not a lab: the exercises' progress reports, for the instructor (classroom).
+    app.include_router(progress_routes.router)
     return app
 
 
@@ -34,6 +38,9 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
 
     async def cache(nc: Client) -> tuple[type, Any]:
         return Cache, await open_cache(nc, settings.server, replicas=replicas)
+
+    async def progress(nc: Client) -> tuple[type, Any]:
+        return ProgressStore, await ProgressStore.open(nc, settings.progress, replicas=replicas)
 
     async def reply_consumers(nc: Client) -> tuple[type, Any]:
         return ReplyConsumers, ReplyConsumers(nc.jetstream(), REPLY_ACK_WAIT)
@@ -49,7 +56,12 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
             ImageWork: ImageWork.from_settings(settings.s3),
             files.UploadExpiry: files.UploadExpiry(settings.s3.upload_url_expiry),
         },
-        resource_factories=[cache, reply_consumers, files.object_store_resource(settings)],
+        resource_factories=[
+            cache,
+            reply_consumers,
+            progress,
+            files.object_store_resource(settings),
+        ],
         streams=[stream_echo.echo_stream_config(settings.stream, replicas)],
         **options,
     )

@@ -1,0 +1,55 @@
+"""A class's stack for the progress tests: NATS, NSC, auth and the application server,
+real processes in a data directory of this package's, with a small per-learner bound."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from labkit.auth.client import AuthClient, Login
+from labkit.discovery import auth_url
+from labkit.stack import Stack
+from tests.conftest import make_settings
+
+# Records one learner may keep in these tests' stack (LABKIT_PROGRESS_MAX_EXERCISES_PER_USER).
+MAX_EXERCISES = 5
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class ClassStack:
+    stack: Stack
+    auth: AuthClient
+
+    def learner(self, name: str) -> Login:
+        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+        self.auth.register(email, PASSWORD)
+        return self.auth.login(email, PASSWORD)
+
+
+@pytest.fixture(scope="package")
+def class_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassStack]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("classroom") / "home",
+        progress={"max_exercises_per_user": MAX_EXERCISES},
+    )
+    stack = Stack(settings)
+    # The server process reads its settings from the environment it is started with.
+    variable = "LABKIT_PROGRESS_MAX_EXERCISES_PER_USER"
+    before = os.environ.get(variable)
+    os.environ[variable] = str(MAX_EXERCISES)
+    try:
+        stack.ensure("nats", "nsc", "auth", "server")
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+    try:
+        yield ClassStack(stack, AuthClient(auth_url(settings)))
+    finally:
+        stack.down()
