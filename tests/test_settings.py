@@ -92,6 +92,9 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert s3.max_pixels_in_flight == 25_000_000
     assert (s3.image_workers, s3.transforms_per_user) == (3, 2)
     assert s3.max_pixels_in_flight == 25_000_000
+    progress = settings.progress
+    assert (progress.max_exercises_per_user, progress.max_bytes) == (200, 64 << 20)
+    assert progress.bucket == "labkit_progress" and progress.replicas is None
 
 
 def test_nested_variables_use_one_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
