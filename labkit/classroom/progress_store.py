@@ -112,11 +112,9 @@ class ProgressStore:
         """Store `report` as `user`'s record for its exercise, stamped now; the stored record."""
         validate_report(report)
         stored = ProgressReport(
-            exercise_id=report.exercise_id,
-            passed=report.passed,
-            attempts=report.attempts,
-            at=self._clock(),
+            exercise_id=report.exercise_id, passed=report.passed, attempts=report.attempts
         )
+        stored.at.FromNanoseconds(round(self._clock() * 1_000_000_000))
         key = f"{user}.{report.exercise_id}"
         lock = self._locks.setdefault(user, asyncio.Lock())
         async with lock:

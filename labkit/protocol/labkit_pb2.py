@@ -22,33 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clabkit.proto\x12\x06labkit\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"C\n\x0bPingRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x0cImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\"@\n\x04\x43rop\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"c\n\x11ImageConfirmation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0etransformation\x18\x02 \x01(\t\x12\x1a\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x0c.labkit.Crop\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\x1c\n\rImageResponse\x12\x0b\n\x03URL\x18\x01 \x01(\t\"<\n\nErrorReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\"S\n\x0eProgressReport\x12\x13\n\x0b\x65xercise_id\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\n\n\x02\x61t\x18\x04 \x01(\x01\"7\n\x0cProgressList\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.labkit.ProgressReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clabkit.proto\x12\x06labkit\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"C\n\x0bPingRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x0cImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\"@\n\x04\x43rop\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"c\n\x11ImageConfirmation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0etransformation\x18\x02 \x01(\t\x12\x1a\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x0c.labkit.Crop\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\x1c\n\rImageResponse\x12\x0b\n\x03URL\x18\x01 \x01(\t\"<\n\nErrorReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\"o\n\x0eProgressReport\x12\x13\n\x0b\x65xercise_id\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x0cProgressList\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.labkit.ProgressReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'labkit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ECHOREQUEST']._serialized_start=24
-  _globals['_ECHOREQUEST']._serialized_end=54
-  _globals['_ECHORESPONSE']._serialized_start=56
-  _globals['_ECHORESPONSE']._serialized_end=87
-  _globals['_PINGREQUEST']._serialized_start=89
-  _globals['_PINGREQUEST']._serialized_end=156
-  _globals['_IMAGEREQUEST']._serialized_start=158
-  _globals['_IMAGEREQUEST']._serialized_end=200
-  _globals['_CROP']._serialized_start=202
-  _globals['_CROP']._serialized_end=266
-  _globals['_IMAGECONFIRMATION']._serialized_start=268
-  _globals['_IMAGECONFIRMATION']._serialized_end=367
-  _globals['_IMAGERESPONSE']._serialized_start=369
-  _globals['_IMAGERESPONSE']._serialized_end=397
-  _globals['_ERRORREPLY']._serialized_start=399
-  _globals['_ERRORREPLY']._serialized_end=459
-  _globals['_PROGRESSREPORT']._serialized_start=461
-  _globals['_PROGRESSREPORT']._serialized_end=544
-  _globals['_PROGRESSLIST']._serialized_start=546
-  _globals['_PROGRESSLIST']._serialized_end=601
+  _globals['_ECHOREQUEST']._serialized_start=57
+  _globals['_ECHOREQUEST']._serialized_end=87
+  _globals['_ECHORESPONSE']._serialized_start=89
+  _globals['_ECHORESPONSE']._serialized_end=120
+  _globals['_PINGREQUEST']._serialized_start=122
+  _globals['_PINGREQUEST']._serialized_end=189
+  _globals['_IMAGEREQUEST']._serialized_start=191
+  _globals['_IMAGEREQUEST']._serialized_end=233
+  _globals['_CROP']._serialized_start=235
+  _globals['_CROP']._serialized_end=299
+  _globals['_IMAGECONFIRMATION']._serialized_start=301
+  _globals['_IMAGECONFIRMATION']._serialized_end=400
+  _globals['_IMAGERESPONSE']._serialized_start=402
+  _globals['_IMAGERESPONSE']._serialized_end=430
+  _globals['_ERRORREPLY']._serialized_start=432
+  _globals['_ERRORREPLY']._serialized_end=492
+  _globals['_PROGRESSREPORT']._serialized_start=494
+  _globals['_PROGRESSREPORT']._serialized_end=605
+  _globals['_PROGRESSLIST']._serialized_start=607
+  _globals['_PROGRESSLIST']._serialized_end=662
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,7 @@
 # mypy: ignore-errors
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -86,8 +89,8 @@ class ProgressReport(_message.Message):
     exercise_id: str
     passed: bool
     attempts: int
-    at: float
-    def __init__(self, exercise_id: _Optional[str] = ..., passed: _Optional[bool] = ..., attempts: _Optional[int] = ..., at: _Optional[float] = ...) -> None: ...
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, exercise_id: _Optional[str] = ..., passed: _Optional[bool] = ..., attempts: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProgressList(_message.Message):
     __slots__ = ("reports",)

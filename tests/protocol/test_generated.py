@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from labkit.errors import LabkitError
 from labkit.protocol import (
@@ -59,7 +60,9 @@ MESSAGES: list[Message] = [
     EchoRequest(message="hello"),
     EchoResponse(message="hello"),
     PingRequest(destination="bob", origin="alice", message="ping"),
-    ProgressReport(exercise_id="lab01-ex1", passed=True, attempts=2, at=1.5),
+    ProgressReport(
+        exercise_id="lab01-ex1", passed=True, attempts=2, at=Timestamp(seconds=1, nanos=5)
+    ),
     ProgressList(reports=[ProgressReport(exercise_id="lab01-ex2", attempts=1)]),
     ImageRequest(name="cat.png"),
     Crop(left=1, top=2, right=300, bottom=-4),
