@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 
 import pytest
@@ -11,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from labkit.auth.client import Login
 from labkit.classroom.progress import class_progress, my_progress, report
 from labkit.client import connect_as
-from labkit.error_replies import RemoteError
+from labkit.error_replies import RemoteError, raise_for_error
 from labkit.nsc.wrapper import Nsc
 from labkit.protocol import ProgressReport
 from labkit.settings import ProgressSettings
@@ -202,3 +203,31 @@ def test_a_flood_of_exercise_ids_stays_bounded(class_stack: ClassStack) -> None:
     everyone = asyncio.run(_instructor_view(class_stack))
     assert len(everyone[mallory.user_id]) == MAX_EXERCISES
     assert _summary(everyone[bob.user_id]) == {"lab01-ex1": (True, 1)}
+
+
+def test_garbage_gets_an_error_reply_and_the_server_goes_on(class_stack: ClassStack) -> None:
+    alice = class_stack.learner("alice")
+    rng = random.Random(14)
+    payloads = [rng.randbytes(rng.randrange(1, 200)) for _ in range(40)]
+    payloads += [b"\xff" * 300, ProgressReport(exercise_id="é" * 10).SerializeToString()]
+
+    async def scenario() -> tuple[list[object], ProgressReport]:
+        nc = await alice.connect()
+        try:
+            answers: list[object] = []
+            for data in payloads:
+                reply = await nc.request(f"{alice.user_id}.progress", data, timeout=5)
+                try:
+                    raise_for_error(reply.headers, reply.data)
+                    answers.append(ProgressReport.FromString(reply.data))
+                except RemoteError as exc:
+                    answers.append(exc)
+            return answers, await report(nc, "lab05-ex1", True, 1)
+        finally:
+            await nc.close()
+
+    answers, after = asyncio.run(scenario())
+    codes = {a.code for a in answers if isinstance(a, RemoteError)}
+    assert codes <= {"invalid_payload", "invalid_report", "progress_full"}, codes
+    assert codes  # random bytes are rarely a valid report
+    assert after.exercise_id == "lab05-ex1"
