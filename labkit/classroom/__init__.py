@@ -1,0 +1,1 @@
+"""Classroom mode: one shared stack, a JupyterHub, and the instructor's side of a class."""

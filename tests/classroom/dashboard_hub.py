@@ -1,0 +1,162 @@
+"""A real JupyterHub 6.1 with the instructor dashboard as a managed service, for tests.
+
+The hub logs users in with JupyterHub's DummyAuthenticator (one shared password: the
+dashboard tests are about the service, not the login), spawns nobody, and runs the
+dashboard with the stack's LABKIT_HOME, as `classroom up` does. It runs in its own
+session, so stopping it stops its proxy and services, and anything left is found.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from labkit.stack.ports import free_port
+
+HOST = "127.0.0.1"
+PASSWORD = "dashboard-test-password"
+INSTRUCTOR = "teacher@example.com"
+LEARNER = "learner@example.com"
+# A learner given access to the service by a role: the hub lets them through, the
+# dashboard's own admin check must refuse them.
+CURIOUS = "curious@example.com"
+SERVICE_PREFIX = "/services/dashboard/"
+
+CONFIG = """
+import sys
+c.JupyterHub.bind_url = {bind_url!r}
+c.JupyterHub.hub_bind_url = {hub_url!r}
+c.ConfigurableHTTPProxy.api_url = {proxy_api!r}
+c.ConfigurableHTTPProxy.command = [{proxy!r}]
+c.ConfigurableHTTPProxy.pid_file = {pid_file!r}
+c.JupyterHub.db_url = {db_url!r}
+c.JupyterHub.cookie_secret_file = {cookie_file!r}
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {password!r}
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{{instructor!r}}}
+c.JupyterHub.spawner_class = "simple"
+c.JupyterHub.services = [{{
+    "name": "dashboard",
+    "url": {service_url!r},
+    "command": [sys.executable, "-m", "labkit.classroom.dashboard"],
+    "environment": {{"LABKIT_HOME": {labkit_home!r}}},
+    "cwd": {workdir!r},
+    "oauth_no_confirm": True,
+}}]
+c.JupyterHub.load_roles = [
+    {{"name": "dashboard-service", "scopes": ["read:users"], "services": ["dashboard"]}},
+    {{"name": "curious", "scopes": ["self", "access:services!service=dashboard"],
+      "users": [{curious!r}]}},
+]
+"""
+
+
+@dataclass
+class Hub:
+    """A running hub: its public URL and process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    @property
+    def dashboard_url(self) -> str:
+        return self.url + SERVICE_PREFIX
+
+    @property
+    def log(self) -> str:
+        return (self.workdir / "hub.log").read_text(errors="replace")
+
+    def login(self, username: str, password: str = PASSWORD) -> requests.Session:
+        """A browser-like session logged in to the hub (xsrf field and cookie)."""
+        session = requests.Session()
+        form = session.get(f"{self.url}/hub/login", timeout=30)
+        form.raise_for_status()
+        found = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+        assert found, "the hub's login form has no _xsrf field"
+        # Landing on the hub's home page, not on a spawn: nobody's server is started.
+        answer = session.post(
+            f"{self.url}/hub/login?next=%2Fhub%2Fhome",
+            data={"username": username, "password": password, "_xsrf": found.group(1)},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and answer.url.endswith("/hub/home"), (
+            f"{answer.status_code} {answer.url}: {answer.text[-500:]}"
+        )
+        return session
+
+    def stop(self) -> list[str]:
+        """Stop the hub and everything it started; what had to be killed, if anything."""
+        leftovers: list[str] = []
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                leftovers.append(f"jupyterhub (pid {self.process.pid})")
+        # The proxy and the services live in the hub's session: any left are killed.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            leftovers.append(f"processes in the hub's group {self.process.pid}")
+        except ProcessLookupError:
+            pass
+        if self.process.poll() is None:
+            self.process.wait(timeout=10)
+        return leftovers
+
+
+def start_hub(workdir: Path, labkit_home: Path, proxy: str, timeout: float = 90.0) -> Hub:
+    """Start a hub in `workdir` whose dashboard watches the stack in `labkit_home`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    public = f"http://{HOST}:{free_port(HOST)}"
+    config = CONFIG.format(
+        bind_url=public,
+        hub_url=f"http://{HOST}:{free_port(HOST)}",
+        proxy_api=f"http://{HOST}:{free_port(HOST)}",
+        proxy=proxy,
+        pid_file=str(workdir / "proxy.pid"),
+        db_url=f"sqlite:///{workdir / 'hub.sqlite'}",
+        cookie_file=str(workdir / "cookie_secret"),
+        password=PASSWORD,
+        instructor=INSTRUCTOR,
+        curious=CURIOUS,
+        service_url=f"http://{HOST}:{free_port(HOST)}",
+        labkit_home=str(labkit_home),
+        workdir=str(workdir),
+    )
+    (workdir / "jupyterhub_config.py").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABKIT_", "JUPYTERHUB_"))}
+    with open(workdir / "hub.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = Hub(public, process, workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyterhub exited ({process.returncode}):\n{hub.log[-3000:]}")
+        try:
+            if requests.get(hub.dashboard_url, timeout=2, allow_redirects=False).status_code in (
+                200,
+                302,
+            ):
+                return hub
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    hub.stop()
+    raise RuntimeError(f"the hub and its dashboard did not answer in {timeout} s:\n{hub.log[-3000:]}")
