@@ -42,8 +42,15 @@ def proxy_command() -> str:
         if shutil.which("npm") is None:
             pytest.fail("the dashboard tests need npm (apt-get install npm) for the hub's proxy")
         subprocess.run(
-            ["npm", "install", "--no-fund", "--no-audit", "--prefix", str(PROXY_CACHE),
-             "configurable-http-proxy@5"],
+            [
+                "npm",
+                "install",
+                "--no-fund",
+                "--no-audit",
+                "--prefix",
+                str(PROXY_CACHE),
+                "configurable-http-proxy@5",
+            ],
             check=True,
             capture_output=True,
             timeout=300,
@@ -99,7 +106,8 @@ async def put_progress(
     try:
         js = nc.jetstream()
         kv = await js.create_key_value(bucket=PROGRESS_BUCKET)
-        await kv.put(f"{user}.{exercise}", encode_report(exercise, passed, attempts, datetime.now(UTC)))
+        await kv.put(
+            f"{user}.{exercise}", encode_report(exercise, passed, attempts, datetime.now(UTC))
+        )
     finally:
         await nc.close()
-

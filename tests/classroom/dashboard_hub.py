@@ -159,4 +159,6 @@ def start_hub(workdir: Path, labkit_home: Path, proxy: str, timeout: float = 90.
             pass
         time.sleep(0.2)
     hub.stop()
-    raise RuntimeError(f"the hub and its dashboard did not answer in {timeout} s:\n{hub.log[-3000:]}")
+    raise RuntimeError(
+        f"the hub and its dashboard did not answer in {timeout} s:\n{hub.log[-3000:]}"
+    )

@@ -8,6 +8,7 @@ OAuth client); `HubOAuth()` reads them. The stack is the one of `LABKIT_HOME`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.routing import URLSpec
 
 from labkit.classroom.dashboard.collect import Classroom
 from labkit.classroom.dashboard.handlers import (
@@ -43,7 +45,7 @@ def make_app(classroom: Classroom, prefix: str, hub_auth: HubOAuth) -> web.Appli
     """The routes under `prefix` (`/services/dashboard/`)."""
     context = {"classroom": classroom, "hub_auth": hub_auth}
 
-    def route(pattern: str, handler: type[web.RequestHandler], **extra: object) -> web.URLSpec:
+    def route(pattern: str, handler: type[web.RequestHandler], **extra: object) -> URLSpec:
         return web.url(url_path_join(prefix, pattern), handler, {**context, **extra})
 
     return web.Application(
@@ -79,13 +81,11 @@ async def _connect(classroom: Classroom, stop: asyncio.Event) -> None:
             await classroom.start()
             log.info("connected to the stack's NATS")
             return
-        except (OSError, LabkitError, Exception) as exc:  # nats-py raises its own errors
+        except Exception as exc:  # nats-py and the keystore raise their own errors
             await classroom.stop()
             log.warning("cannot reach the stack yet (%s); retrying", exc)
-        try:
+        with contextlib.suppress(TimeoutError):  # the retry interval, or a stop
             await asyncio.wait_for(stop.wait(), CONNECT_RETRY_SECONDS)
-        except TimeoutError:
-            pass
 
 
 async def serve() -> None:
@@ -99,8 +99,9 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("dashboard on http://%s:%s%s (LABKIT_HOME %s)", host, port, prefix,
-             classroom.settings.home)
+    log.info(
+        "dashboard on http://%s:%s%s (LABKIT_HOME %s)", host, port, prefix, classroom.settings.home
+    )
     connecting = asyncio.create_task(_connect(classroom, stop))
     await stop.wait()
     server.stop()

@@ -37,7 +37,7 @@ NOT_INSTRUCTOR = (
 _API = re.compile(r"/(api|export)")
 
 
-class InstructorHandler(HubOAuthenticated, web.RequestHandler):
+class InstructorHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
     """Base: the visitor must be logged in through the hub and be an admin."""
 
     def initialize(self, classroom: Classroom, hub_auth: HubOAuth) -> None:

@@ -19,8 +19,8 @@ import requests
 from labkit.errors import LabkitError
 from labkit.nsc import jwt
 from labkit.settings import Settings
-from labkit.stack.state import load_records
 from labkit.stack.cluster import node_number
+from labkit.stack.state import load_records
 
 # Far above a class; a monitoring page this long is still read in milliseconds.
 CONNZ_LIMIT = 4096
@@ -71,7 +71,9 @@ def read_connz(url: str) -> list[dict[str, Any]]:
         response.raise_for_status()
         body = response.json()
     except (requests.RequestException, ValueError) as exc:
-        raise MonitoringUnavailable(f"the NATS monitoring endpoint {url} did not answer: {exc}")
+        raise MonitoringUnavailable(
+            f"the NATS monitoring endpoint {url} did not answer: {exc}"
+        ) from exc
     connections = body.get("connections") or []
     return [c for c in connections if isinstance(c, dict)]
 

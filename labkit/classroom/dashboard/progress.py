@@ -134,7 +134,7 @@ async def class_progress(nc: Client, bucket: str = PROGRESS_BUCKET) -> list[Prog
     watcher = await kv.watchall()
     try:
         while True:
-            entry = await watcher.updates(timeout=SNAPSHOT_TIMEOUT)
+            entry = await watcher.updates(timeout=SNAPSHOT_TIMEOUT)  # type: ignore[no-untyped-call]
             if entry is None:  # every key's latest value has arrived
                 break
             if entry.operation in (KV_DEL, KV_PURGE) or entry.value is None:
@@ -145,5 +145,5 @@ async def class_progress(nc: Client, bucket: str = PROGRESS_BUCKET) -> list[Prog
     except Exception as exc:
         raise ProgressUnavailable(f"reading the progress bucket {bucket!r}: {exc}") from exc
     finally:
-        await watcher.stop()
+        await watcher.stop()  # type: ignore[no-untyped-call]
     return records

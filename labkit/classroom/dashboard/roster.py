@@ -52,8 +52,7 @@ class Roster:
             ) from exc
         # `role` arrives with the roles migration; before it everyone is a learner.
         return [
-            Member(row.id, row.email, str(getattr(row, "role", None) or "learner"))
-            for row in users
+            Member(row.id, row.email, str(getattr(row, "role", None) or "learner")) for row in users
         ]
 
     def learners(self) -> list[Member]:
