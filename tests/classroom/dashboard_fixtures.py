@@ -5,10 +5,12 @@ Imported by name in each test module (one module-scoped stack and hub per module
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,3 +113,13 @@ async def put_progress(
         )
     finally:
         await nc.close()
+
+
+def put_progress_from_thread(
+    settings: Settings, user: str, exercise: str, passed: bool, attempts: int
+) -> None:
+    """`put_progress` where an event loop already runs (playwright's sync API has one)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, put_progress(settings, user, exercise, passed, attempts)).result(
+            timeout=60
+        )

@@ -17,6 +17,7 @@ import requests
 from labkit.auth.client import AuthClient, AuthRequestFailed
 from labkit.client import connect_as, request
 from labkit.discovery import auth_url
+from labkit.nsc.names import reserved_reason
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.stack import Stack
 from tests.classroom.dashboard_fixtures import (  # noqa: F401  (fixtures)
@@ -103,6 +104,8 @@ def test_instructor_sees_who_is_online_their_progress_and_stats(
     assert body["problems"] == []
     # The class-wide tap saw alice's echo.
     assert any(r["subject"] == f"{alice.login.user_id}.echo" for r in body["tap"]["rows"])
+    # ...and shows learners' traffic only, not the dashboard's own polling.
+    assert all(reserved_reason(r["sender"]) is None for r in body["tap"]["rows"]), body["tap"]
     # The instructor is not a learner of the grid; the stack's own users neither.
     assert all(not r["user_id"].startswith("labkit_") for r in body["learners"])
 

@@ -111,4 +111,7 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except NotAHubService as exc:
+        raise SystemExit(f"labkit dashboard: {exc}") from None

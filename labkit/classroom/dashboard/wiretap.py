@@ -2,7 +2,8 @@
 
 The observer's credentials (issued by the stack when NATS starts) may subscribe to
 every subject and publish on none; they stay on the instructor side, in this process.
-Rows are the notebooks' `ObserverTap` rows (time, subject, sender, message, size), so
+Only learners' messages are kept (the stack's own users are left out). Rows are the
+notebooks' `ObserverTap` rows (time, subject, sender, message, size), so
 the page shows what an instructor knows from the notebooks.
 """
 
@@ -14,7 +15,8 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from labkit.widgets.wire import WireDecoder, is_polling
+from labkit.nsc.names import reserved_reason
+from labkit.widgets.wire import WireDecoder, is_polling, sender_of
 from labkit.widgets.wiretap import LAB_SUBJECTS, observe
 
 MAX_ROWS = 50
@@ -42,6 +44,10 @@ class ClassTap:
 
     async def _on_message(self, msg: Msg) -> None:
         if is_polling(msg.headers, msg.data):
+            return
+        # Learners' traffic only: the stack's own (the dashboard's replies on its inbox,
+        # the server's JetStream calls) would fill the table with the dashboard's polling.
+        if reserved_reason(sender_of(msg.subject)) is not None:
             return
         self._rows.append(observe(self._decoder, msg))
         self.seen += 1

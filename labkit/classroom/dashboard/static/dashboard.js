@@ -4,6 +4,8 @@
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const headers = { "X-XSRFToken": config.xsrf };
+// Longer tap cells are cut on the page; the whole text is in the cell's tooltip.
+const MAX_CELL = 200;
 
 function el(tag, text, attributes) {
   const node = document.createElement(tag);
@@ -82,7 +84,9 @@ function renderTap(tap) {
   body.replaceChildren(...tap.rows.slice().reverse().map((row) => {
     const line = el("tr");
     for (const column of ["time", "subject", "sender", "message", "size"]) {
-      line.append(el("td", row[column]));
+      const text = String(row[column]);
+      const short = text.length > MAX_CELL ? `${text.slice(0, MAX_CELL)}…` : text;
+      line.append(el("td", short, { title: text }));
     }
     return line;
   }));
