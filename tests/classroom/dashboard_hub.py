@@ -2,12 +2,14 @@
 
 The hub logs users in with JupyterHub's DummyAuthenticator (one shared password: the
 dashboard tests are about the service, not the login), spawns nobody, and runs the
-dashboard with the stack's LABKIT_HOME, as `classroom up` does. It runs in its own
-session, so stopping it stops its proxy and services, and anything left is found.
+dashboard with the stack's LABKIT_HOME, as `classroom up` does. The hub, its proxy and
+its service all run in the hub's own working directory: whatever still runs there
+after the hub stopped is found, killed and reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -102,16 +104,31 @@ class Hub:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
                 leftovers.append(f"jupyterhub (pid {self.process.pid})")
-        # The proxy and the services live in the hub's session: any left are killed.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            leftovers.append(f"processes in the hub's group {self.process.pid}")
-        except ProcessLookupError:
-            pass
-        if self.process.poll() is None:
-            self.process.wait(timeout=10)
+        # The hub starts its proxy and services in sessions of their own, all in its
+        # working directory: whatever still runs there outlived it.
+        for pid, command in processes_in(self.workdir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            leftovers.append(f"{command} (pid {pid})")
         return leftovers
+
+
+def processes_in(workdir: Path) -> list[tuple[int, str]]:
+    """The processes whose working directory is `workdir` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")) == workdir:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append((int(entry.name), command.strip()))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
 
 
 def start_hub(workdir: Path, labkit_home: Path, proxy: str, timeout: float = 90.0) -> Hub:
@@ -148,6 +165,7 @@ def start_hub(workdir: Path, labkit_home: Path, proxy: str, timeout: float = 90.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            hub.stop()
             raise RuntimeError(f"jupyterhub exited ({process.returncode}):\n{hub.log[-3000:]}")
         try:
             if requests.get(hub.dashboard_url, timeout=2, allow_redirects=False).status_code in (

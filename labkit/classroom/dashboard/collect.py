@@ -89,6 +89,7 @@ class Classroom:
         self.tap = ClassTap()
         self.nc: Client | None = None
         self._observer: Client | None = None
+        self._reading: asyncio.Task[dict[str, Any]] | None = None
 
     async def start(self) -> None:
         """Connect as the dashboard's own user and as the observer (the wire tap)."""
@@ -115,7 +116,15 @@ class Classroom:
         return await class_progress(self.nc)
 
     async def snapshot(self) -> dict[str, Any]:
-        """Everything the page shows, read now; `problems` says what could not be read."""
+        """Everything the page shows, read now; `problems` says what could not be read.
+
+        Pages polling at once share one reading (two instructors' tabs cost one).
+        """
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read())
+        return await asyncio.shield(self._reading)
+
+    async def _read(self) -> dict[str, Any]:
         problems: list[str] = []
         members: list[Member] = []
         records: list[ProgressRecord] = []

@@ -29,6 +29,9 @@ from labkit.errors import LabkitError
 
 # How long one snapshot may take before the dashboard says so (seconds).
 SNAPSHOT_TIMEOUT = 10.0
+# Each snapshot reads through an ephemeral consumer: the server drops it this long after
+# the snapshot (nats-py's default, 5 min, would keep 150 of them per open page).
+CONSUMER_INACTIVE_SECONDS = 5.0
 
 
 class ProgressUnavailable(LabkitError):
@@ -131,7 +134,7 @@ async def class_progress(nc: Client, bucket: str = PROGRESS_BUCKET) -> list[Prog
     except Exception as exc:  # nats-py raises its own errors and asyncio's
         raise ProgressUnavailable(f"the progress bucket {bucket!r} cannot be read: {exc}") from exc
     records: list[ProgressRecord] = []
-    watcher = await kv.watchall()
+    watcher = await kv.watchall(inactive_threshold=CONSUMER_INACTIVE_SECONDS)
     try:
         while True:
             entry = await watcher.updates(timeout=SNAPSHOT_TIMEOUT)  # type: ignore[no-untyped-call]
