@@ -33,7 +33,8 @@ CURIOUS = "curious@example.com"
 SERVICE_PREFIX = "/services/dashboard/"
 
 CONFIG = """
-import sys
+from pathlib import Path
+from labkit.classroom.dashboard.app import hub_service
 c.JupyterHub.bind_url = {bind_url!r}
 c.JupyterHub.hub_bind_url = {hub_url!r}
 c.ConfigurableHTTPProxy.api_url = {proxy_api!r}
@@ -46,16 +47,9 @@ c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{{instructor!r}}}
 c.JupyterHub.spawner_class = "simple"
-c.JupyterHub.services = [{{
-    "name": "dashboard",
-    "url": {service_url!r},
-    "command": [sys.executable, "-m", "labkit.classroom.dashboard"],
-    "environment": {{"LABKIT_HOME": {labkit_home!r}}},
-    "cwd": {workdir!r},
-    "oauth_no_confirm": True,
-}}]
+c.JupyterHub.services = [hub_service(Path({labkit_home!r}), {service_url!r}, Path({workdir!r}))]
+# The service needs no role: the visitor's identity (with `admin`) comes with its OAuth.
 c.JupyterHub.load_roles = [
-    {{"name": "dashboard-service", "scopes": ["read:users"], "services": ["dashboard"]}},
     {{"name": "curious", "scopes": ["self", "access:services!service=dashboard"],
       "users": [{curious!r}]}},
 ]
