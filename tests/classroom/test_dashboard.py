@@ -103,7 +103,8 @@ def test_instructor_sees_who_is_online_their_progress_and_stats(
     assert body["servers_answering"] == 1
     assert body["problems"] == []
     # The class-wide tap saw alice's echo.
-    assert any(r["subject"] == f"{alice.login.user_id}.echo" for r in body["tap"]["rows"])
+    echoes = [r for r in body["tap"]["rows"] if r["subject"] == f"{alice.login.user_id}.echo"]
+    assert echoes and echoes[0]["email"] == "alice@example.com"
     # ...and shows learners' traffic only, not the dashboard's own polling.
     assert all(reserved_reason(r["sender"]) is None for r in body["tap"]["rows"]), body["tap"]
     # The instructor is not a learner of the grid; the stack's own users neither.

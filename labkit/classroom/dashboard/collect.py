@@ -80,6 +80,12 @@ def class_view(
     }
 
 
+def with_emails(rows: list[dict[str, Any]], members: Iterable[Member]) -> list[dict[str, Any]]:
+    """The tap's rows, each with its sender's email ("" for an id the roster lacks)."""
+    emails = {m.user_id: m.email for m in members}
+    return [row | {"email": emails.get(str(row.get("sender")), "")} for row in rows]
+
+
 class Classroom:
     """The dashboard's view of one stack (its LABKIT_HOME)."""
 
@@ -145,6 +151,6 @@ class Classroom:
         view |= {
             "generated_at": datetime.now(UTC).isoformat(),
             "problems": problems,
-            "tap": {"seen": self.tap.seen, "rows": self.tap.rows()},
+            "tap": {"seen": self.tap.seen, "rows": with_emails(self.tap.rows(), members)},
         }
         return view

@@ -84,7 +84,7 @@ function renderTap(tap) {
   body.replaceChildren(...tap.rows.slice().reverse().map((row) => {
     const line = el("tr");
     for (const column of ["time", "subject", "sender", "message", "size"]) {
-      const text = String(row[column]);
+      const text = column === "sender" && row.email ? row.email : String(row[column]);
       const short = text.length > MAX_CELL ? `${text.slice(0, MAX_CELL)}…` : text;
       line.append(el("td", short, { title: text }));
     }
