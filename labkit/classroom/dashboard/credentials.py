@@ -13,6 +13,7 @@ from __future__ import annotations
 from labkit.errors import LabkitError
 from labkit.nsc.claims import Permissions
 from labkit.nsc.wrapper import Nsc
+from labkit.server.services import SRV_PREFIX
 from labkit.settings import Settings
 from labkit.subjects import inbox_prefix
 
@@ -26,8 +27,8 @@ def dashboard_permissions(bucket: str = PROGRESS_BUCKET) -> Permissions:
     stream = f"KV_{bucket}"
     return Permissions(
         publish=(
-            "$SRV.STATS",
-            "$SRV.STATS.>",
+            f"{SRV_PREFIX}.STATS",
+            f"{SRV_PREFIX}.STATS.>",
             f"$JS.API.STREAM.INFO.{stream}",
             # An ordered consumer reads the latest value of every key (no writes).
             f"$JS.API.CONSUMER.CREATE.{stream}",

@@ -18,6 +18,8 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from labkit.server.services import SRV_PREFIX
+
 SERVICE_NAME = "labkit"
 FIRST_ANSWER_WAIT = 2.0
 GATHER_WAIT = 0.25
@@ -70,7 +72,7 @@ async def gather_stats(nc: Client, service: str = SERVICE_NAME) -> ClassStats:
     inbox = nc.new_inbox()
     subscription = await nc.subscribe(inbox, cb=on_answer)
     try:
-        await nc.publish(f"$SRV.STATS.{service}", b"", reply=inbox)
+        await nc.publish(f"{SRV_PREFIX}.STATS.{service}", b"", reply=inbox)
         try:
             await asyncio.wait_for(first.wait(), FIRST_ANSWER_WAIT)
         except TimeoutError:
