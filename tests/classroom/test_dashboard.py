@@ -1,6 +1,7 @@
 """The instructor dashboard behind a real JupyterHub 6.1, watching a real stack.
 
-One hub and one stack for the module; each test registers its own learners.
+One hub and one stack for the module; each test registers its own learners. The last
+test opens the page in headless Chromium.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import csv
 import io
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +22,16 @@ from labkit.discovery import auth_url
 from labkit.nsc.names import reserved_reason
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.stack import Stack
+from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, _missing, in_ci
 from tests.classroom.dashboard_fixtures import (  # noqa: F401  (fixtures)
     class_stack,
     hub,
     new_learner,
     proxy_command,
     put_progress,
+    put_progress_from_thread,
 )
-from tests.classroom.dashboard_hub import CURIOUS, INSTRUCTOR, LEARNER, Hub
+from tests.classroom.dashboard_hub import CURIOUS, INSTRUCTOR, LEARNER, PASSWORD, Hub
 
 pytestmark = pytest.mark.slow
 
@@ -246,3 +250,60 @@ def test_export_has_every_progress_record(hub: Hub, class_stack: Stack) -> None:
         ("erin@example.com", "lab03.ping", "passed", "1"),
         ("erin@example.com", "lab04.files", "trying", "4"),
     }
+
+
+# The page in headless Chromium (Debian's /usr/bin/chromium driven by playwright, as
+# tests/browser does): skipped without it, except under CI where it fails.
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    reason = _missing()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.mark.browser
+def test_the_instructor_sees_the_grid_render_and_refresh(
+    hub: Hub, class_stack: Stack, browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    settings = class_stack.settings
+    frank = new_learner(settings, "frank@example.com")
+    put_progress_from_thread(settings, frank.login.user_id, "lab01.echo", False, 1)
+
+    page = browser_page
+    page.goto(f"{hub.url}/hub/login?next=%2Fservices%2Fdashboard%2F")
+    page.fill("input[name=username]", INSTRUCTOR)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"{hub.dashboard_url}**")
+
+    row = page.locator(f'#grid tr[data-user="{frank.login.user_id}"]')
+    expect(row.locator("td.who")).to_have_text("frank@example.com")
+    cell = row.locator('td[data-exercise="lab01.echo"]')
+    expect(cell).to_have_attribute("data-state", "trying")
+    expect(cell).to_have_text("trying (1)")
+
+    # A new report reaches the open page by its polling, no reload.
+    put_progress_from_thread(settings, frank.login.user_id, "lab01.echo", True, 2)
+    expect(cell).to_have_attribute("data-state", "passed")
+    expect(cell).to_have_text("passed (2)")
+    expect(row.locator("button[data-action=revoke]")).to_be_visible()
+    expect(page.locator("#problems")).to_be_hidden()
