@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from labkit.classroom.dashboard.actions import progress_csv
 from labkit.classroom.dashboard.collect import class_view
-from labkit.classroom.dashboard.online import connection_users
+from labkit.classroom.dashboard.online import connection_users, online_users
 from labkit.classroom.dashboard.page import page_html
 from labkit.classroom.dashboard.progress import ProgressRecord, decode_record, encode_report
 from labkit.classroom.dashboard.roster import Member
 from labkit.classroom.dashboard.stats import ClassStats, sum_stats
+from labkit.stack.ports import free_port
+from labkit.stack.state import save_records
+from tests.conftest import make_settings
 
 ALICE, BOB, TEACHER = "01alice", "01bob", "01teacher"
 MEMBERS = [
@@ -108,3 +113,17 @@ def test_the_page_escapes_what_it_is_given() -> None:
     page = page_html("/services/dashboard/", "tok</script>", "<b>eve</b>")
     assert "&lt;b&gt;eve&lt;/b&gt;" in page
     assert "tok</script>" not in page
+
+
+def test_an_unreadable_monitoring_endpoint_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    counts, problems = asyncio.run(online_users(settings))
+    assert not counts and "start the stack (`python -m labkit up`)" in problems[0]
+    closed = free_port("127.0.0.1")  # nothing listens there
+    save_records(
+        settings.paths.state_file,
+        settings.home,
+        {"nats": {"url": "nats://x", "monitor_url": f"http://127.0.0.1:{closed}"}},
+    )
+    counts, problems = asyncio.run(online_users(settings))
+    assert not counts and f"127.0.0.1:{closed} did not answer" in problems[0]
