@@ -228,7 +228,9 @@ class Server:
     def _spawn_persisted(self, consumer: RouteConsumer, message: Any) -> None:
         async def serve() -> None:
             outcome = await consumer.serve(message, self.resources)
-            self.stats[consumer.route.name].record(outcome.seconds, outcome.error, outcome.refused)
+            self.stats[consumer.route.name].record(
+                outcome.seconds, outcome.error, outcome.refused, user
+            )
 
         # A consumer's fetches already bound what it hands over (its batch, and
         # max_ack_pending in the stream): queued past the user bound, never `busy`.
@@ -245,7 +247,9 @@ class Server:
             self._send,
             self.resources,
         )
-        self.stats[route.name].record(outcome.seconds, outcome.error, outcome.refused)
+        self.stats[route.name].record(
+            outcome.seconds, outcome.error, outcome.refused, first_token(msg.subject)
+        )
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None

@@ -33,13 +33,23 @@ class EndpointStats:
     # Requests turned away unserved (`busy`): their sender's queue was full.
     num_busy: int = 0
     busy_by_user: dict[str, int] = field(default_factory=dict)
+    # Per user (the subject's first token, which NATS vouches for): the instructor's
+    # dashboard shows who sends how much and who gets errors. Bounded by the accounts.
+    requests_by_user: dict[str, int] = field(default_factory=dict)
+    errors_by_user: dict[str, int] = field(default_factory=dict)
 
-    def record(self, seconds: float, error: str | None, refused: bool = False) -> None:
+    def record(
+        self, seconds: float, error: str | None, refused: bool = False, user: str = ""
+    ) -> None:
         self.num_requests += 1
         self.processing_time_ns += int(seconds * 1_000_000_000)
+        if user:
+            self.requests_by_user[user] = self.requests_by_user.get(user, 0) + 1
         if error is not None:
             self.num_errors += 1
             self.last_error = error
+            if user:
+                self.errors_by_user[user] = self.errors_by_user.get(user, 0) + 1
         if refused:
             self.num_refused += 1
 
@@ -47,7 +57,7 @@ class EndpointStats:
         """A request answered `busy` (or, with a foreign reply subject, refused)."""
         self.num_busy += 1
         self.busy_by_user[user] = self.busy_by_user.get(user, 0) + 1
-        self.record(seconds, f"busy: {user}'s queue was full", refused)
+        self.record(seconds, f"busy: {user}'s queue was full", refused, user)
 
     def as_dict(self) -> dict[str, Any]:
         average = self.processing_time_ns // self.num_requests if self.num_requests else 0
@@ -65,6 +75,8 @@ class EndpointStats:
                 "refused_replies": self.num_refused,
                 "busy": self.num_busy,
                 "busy_by_user": dict(self.busy_by_user),
+                "requests_by_user": dict(self.requests_by_user),
+                "errors_by_user": dict(self.errors_by_user),
             },
         }
 

@@ -99,3 +99,7 @@ def test_discovery_and_stats(running_stack: Stack) -> None:
     assert echo["processing_time"] > 0
     assert echo["average_processing_time"] == echo["processing_time"] // (requests + 1)
     assert after["relay"]["num_requests"] == 0
+    # Per user, for the instructor's dashboard: who sent how much, who got errors.
+    assert echo["data"]["requests_by_user"] == {USER: requests + 1}
+    assert echo["data"]["errors_by_user"] == {USER: 1}
+    assert after["relay"]["data"]["requests_by_user"] == {}
