@@ -190,6 +190,10 @@ def test_revoke_cuts_the_learners_live_connection(hub: Hub, class_stack: Stack) 
         "nats_revoked": True,
         "nats_pushed": True,
     }
+    # As the auth service's own revoke: every token bob held is refused too.
+    with pytest.raises(AuthRequestFailed) as refused:
+        AuthClient(auth_url(settings)).refresh(bob.login)
+    assert refused.value.status == 401
 
 
 def test_reset_password_gives_a_new_one_once(hub: Hub, class_stack: Stack) -> None:

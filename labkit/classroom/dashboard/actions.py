@@ -1,42 +1,33 @@
 """The instructor's actions on a learner: revoke, reset the password, and the CSV export.
 
-Each action is one small function, so the way it reaches the stack can change in one
-place. Today they act with the stack's own means, from the instructor side:
+The dashboard runs on the instructor's side with the stack's own means, so each
+action is the auth service's own account code (labkit.auth.accounts), the same as
+its instructor endpoints `POST /users/<id>/revoke` and `POST /users/<id>/password`:
 
-- revoke: the NSC service's revocation, the code path of the auth service's /logout
-  (the revocation is pushed to the NATS server, which cuts the learner's connections);
-- reset password: a new random password, hashed as the auth service hashes them, in
-  the auth database.
-
-The auth service's instructor endpoints (`POST /users/<id>/revoke`,
-`POST /users/<id>/password`) do the same for an instructor's JWT; switch these two
-functions to `AuthClient.revoke_user` / `AuthClient.reset_password` when the
-dashboard holds one.
+- revoke: the NSC service's revocation (pushed to the NATS server, which cuts the
+  learner's connections), then every token the learner holds is refused;
+- reset password: a new random password, stored hashed, answered once.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, update
-from werkzeug.security import generate_password_hash
+from sqlalchemy import Engine
 
-from labkit.auth.errors import AuthError
-from labkit.auth.models import User
+from labkit.auth.accounts import end_sessions, new_password, set_password
+from labkit.auth.database import session_factory
+from labkit.auth.errors import AuthError, UnknownUser
 from labkit.auth.nsc_client import NscClient
-from labkit.auth.routes import PASSWORD_METHOD
 from labkit.classroom.dashboard.progress import ProgressRecord
 from labkit.classroom.dashboard.roster import INSTRUCTOR_ROLE, Member, Roster
 from labkit.discovery import nsc_service
 from labkit.errors import LabkitError
 from labkit.settings import Settings
 
-# 16 bytes of randomness, 22 characters: above any minimum length the settings allow.
-NEW_PASSWORD_BYTES = 16
 CSV_COLUMNS = ("user_id", "email", "exercise_id", "state", "attempts", "at")
 
 
@@ -77,16 +68,23 @@ def learner_to_act_on(roster: Roster, user_id: str) -> Member:
     return member
 
 
-def revoke_learner(settings: Settings, member: Member) -> Revoked:
-    """Revoke the learner's NATS credentials: their live connections are cut.
+def revoke_learner(settings: Settings, engine: Engine, member: Member) -> Revoked:
+    """Revoke the learner's NATS credentials (their live connections are cut) and tokens.
 
     The learner can log in again (new credentials, new key); revoking is for cutting a
-    hostile or runaway session now.
+    hostile or runaway session now. NATS first: when the NSC service is away nothing
+    changes and the instructor can try again.
     """
     try:
         answer = NscClient(*nsc_service(settings)).revoke_user(member.user_id)
     except AuthError as exc:
         raise ActionRefused(503, exc.detail) from exc
+    try:
+        end_sessions(session_factory(engine), member.user_id)
+    except UnknownUser as exc:
+        raise ActionRefused(
+            404, f"the account {member.email} is gone: reload the dashboard"
+        ) from exc
     return Revoked(
         member.user_id,
         member.email,
@@ -97,14 +95,13 @@ def revoke_learner(settings: Settings, member: Member) -> Revoked:
 
 def reset_password(engine: Engine, member: Member) -> PasswordReset:
     """Give the learner a new random password (returned once, for the instructor to pass on)."""
-    password = secrets.token_urlsafe(NEW_PASSWORD_BYTES)
-    hashed = generate_password_hash(password, method=PASSWORD_METHOD)
-    with engine.begin() as connection:
-        changed = connection.execute(
-            update(User).where(User.id == member.user_id).values(password_hash=hashed)
-        ).rowcount
-    if changed != 1:
-        raise ActionRefused(404, f"the account {member.email} is gone: reload the dashboard")
+    password = new_password()
+    try:
+        set_password(session_factory(engine), member.user_id, password)
+    except UnknownUser as exc:
+        raise ActionRefused(
+            404, f"the account {member.email} is gone: reload the dashboard"
+        ) from exc
     return PasswordReset(member.user_id, member.email, password)
 
 

@@ -111,7 +111,9 @@ class LearnerActionHandler(InstructorHandler):
         try:
             member = await asyncio.to_thread(learner_to_act_on, classroom.roster, user_id)
             if action == "revoke":
-                result: Any = await asyncio.to_thread(revoke_learner, classroom.settings, member)
+                result: Any = await asyncio.to_thread(
+                    revoke_learner, classroom.settings, classroom.roster.engine, member
+                )
             elif action == "password":
                 result = await asyncio.to_thread(reset_password, classroom.roster.engine, member)
             else:
