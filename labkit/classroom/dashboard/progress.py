@@ -3,29 +3,24 @@
 The application server stores a learner's exercise result under `<user>.<exercise_id>`
 as a protobuf `ProgressReport` (exercise_id, passed, attempts, at). The dashboard
 reads the latest value of every key with one ordered consumer per snapshot, with its
-own read-only credentials (see `credentials`).
-
-`ProgressReport` lives in `labkit.protocol` once the progress route is in; until then
-`report_type()` builds the same message from a descriptor here, and `at` is read
-whatever its type (a Timestamp, an ISO string, or epoch seconds).
+own read-only credentials (see `credentials`); the server's writer is
+labkit.classroom.progress_store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any, cast
 
-from google.protobuf import descriptor_pb2, message_factory
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from labkit.classroom.dashboard.credentials import PROGRESS_BUCKET
 from labkit.errors import LabkitError
+from labkit.protocol import ProgressReport
 
 # How long one snapshot may take before the dashboard says so (seconds).
 SNAPSHOT_TIMEOUT = 10.0
@@ -53,43 +48,11 @@ class ProgressRecord:
         return "passed" if self.passed else "trying"
 
 
-@cache
-def report_type() -> type[Message]:
-    """The `ProgressReport` message class (labkit.protocol's, else a same-shaped one)."""
-    from labkit.protocol import labkit_pb2
-
-    found = getattr(labkit_pb2, "ProgressReport", None)
-    if found is not None:
-        return cast(type[Message], found)
-    file = descriptor_pb2.FileDescriptorProto(
-        name="labkit_dashboard_progress.proto", package="labkit_dashboard", syntax="proto3"
-    )
-    message = file.message_type.add(name="ProgressReport")
-    for number, (name, kind) in enumerate(
-        (
-            ("exercise_id", FieldDescriptor.TYPE_STRING),
-            ("passed", FieldDescriptor.TYPE_BOOL),
-            ("attempts", FieldDescriptor.TYPE_UINT32),
-            ("at", FieldDescriptor.TYPE_STRING),
-        ),
-        start=1,
-    ):
-        message.field.add(name=name, number=number, type=kind, label=FieldDescriptor.LABEL_OPTIONAL)
-    return message_factory.GetMessages([file])["labkit_dashboard.ProgressReport"]
-
-
 def encode_report(exercise_id: str, passed: bool, attempts: int, at: datetime) -> bytes:
-    """A `ProgressReport` as the learner's check sends it (tests and tools)."""
-    report: Any = report_type()()
-    report.exercise_id, report.passed, report.attempts = exercise_id, passed, attempts
-    field = report.DESCRIPTOR.fields_by_name["at"]
-    if field.message_type is not None:  # google.protobuf.Timestamp
-        report.at.FromDatetime(at.astimezone(UTC))
-    elif field.type == FieldDescriptor.TYPE_STRING:
-        report.at = at.astimezone(UTC).isoformat()
-    else:
-        report.at = int(at.timestamp())
-    return cast(bytes, report.SerializeToString())
+    """A stored `ProgressReport` as the server writes it (tests and tools)."""
+    report = ProgressReport(exercise_id=exercise_id, passed=passed, attempts=attempts)
+    report.at.FromDatetime(at.astimezone(UTC))
+    return report.SerializeToString()
 
 
 def decode_record(key: str, data: bytes) -> ProgressRecord | None:
@@ -98,7 +61,7 @@ def decode_record(key: str, data: bytes) -> ProgressRecord | None:
     if not dot or not user or not key_exercise:
         return None
     try:
-        report: Any = report_type().FromString(data)
+        report = ProgressReport.FromString(data)
     except DecodeError:
         return None
     return ProgressRecord(
@@ -111,17 +74,10 @@ def decode_record(key: str, data: bytes) -> ProgressRecord | None:
     )
 
 
-def _iso(value: Any) -> str:
-    if hasattr(value, "ToDatetime"):
-        if not value.seconds and not value.nanos:
-            return ""
-        return str(value.ToDatetime(tzinfo=UTC).isoformat())
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and value > 0:
-        seconds = value / 1000 if value > 100_000_000_000 else value  # milliseconds
-        return datetime.fromtimestamp(seconds, UTC).isoformat()
-    return ""
+def _iso(value: Timestamp) -> str:
+    if not value.seconds and not value.nanos:
+        return ""
+    return value.ToDatetime(tzinfo=UTC).isoformat()
 
 
 async def class_progress(nc: Client, bucket: str = PROGRESS_BUCKET) -> list[ProgressRecord]:
