@@ -7,22 +7,26 @@ every notebook (about 30 s in all). That the cells change nothing in the normal 
 what tests/test_rerun.py, nbval and papermill check, since the cells are part of the
 notebooks.
 
-The notebooks run with nbclient in this process, on one stack started here (its own
-data directory) which every kernel's catch-up reuses.
+The notebooks run with nbclient in this process, on one stack started here
+(tests/notebook_kernels.py, as tests/test_rerun.py) which every kernel's catch-up reuses.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_rerun import NOTEBOOKS, _client, _read, _run_cell
+from tests.notebook_kernels import (
+    NOTEBOOKS,
+    notebook_client,
+    notebook_stack,  # noqa: F401  (a fixture: the module's stack)
+    read_notebook,
+    run_cell,
+)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("notebook_stack")]
 
 CATCH_UP = "from labkit.catch_up import"
 
@@ -67,51 +71,27 @@ def _section_from(notebook: Any, start: int) -> list[int]:
 def _cases() -> list[Any]:
     cases = []
     for path in NOTEBOOKS:
-        starts = _catch_up_cells(_read(path))
+        starts = _catch_up_cells(read_notebook(path))
         cases += [pytest.param(path, start, id=f"{path.stem}-cell{start}") for start in starts]
     return cases
 
 
-@pytest.fixture(scope="module")
-def catch_up_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One stack for every kernel here, in a data directory of its own, stopped at the end."""
-    from labkit.stack import Stack
-
-    saved = {name: os.environ.get(name) for name in ("LABKIT_HOME", "LABKIT_PAGE_WAIT")}
-    # Kernels inherit both (and run in notebooks/: the home must be absolute). No browser
-    # here, so notebook 09 must not wait for its page.
-    os.environ["LABKIT_HOME"] = str(tmp_path_factory.mktemp("catch-up") / "home")
-    os.environ["LABKIT_PAGE_WAIT"] = "0"
-    try:
-        with Stack() as stack:
-            stack.ensure()
-            yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def test_every_notebook_with_state_has_a_catch_up_cell() -> None:
-    """Notebooks 01-07 and 09 have one; 00 (a status panel) and 08 (one story) do not."""
-    having = {path.stem[:2] for path in NOTEBOOKS if _catch_up_cells(_read(path))}
-    assert having == {"01", "02", "03", "04", "05", "06", "07", "09"}, having
+    """Every notebook but 00 (a status panel that needs nothing) has one."""
+    having = {path.stem[:2] for path in NOTEBOOKS if _catch_up_cells(read_notebook(path))}
+    assert having == {"01", "02", "03", "04", "05", "06", "07", "08", "09"}, having
 
 
 @pytest.mark.parametrize(("path", "start"), _cases())
-def test_section_runs_after_a_restart(catch_up_stack: None, path: Path, start: int) -> None:
-    notebook = _read(path)
-    client = _client(notebook)
+def test_section_runs_after_a_restart(path: Path, start: int) -> None:
+    notebook = read_notebook(path)
+    client = notebook_client(notebook)
     with client.setup_kernel():
         for index in _top_cells(notebook) + _section_from(notebook, start):
-            _run_cell(client, notebook.cells[index], index, "in a fresh kernel")
+            run_cell(client, notebook.cells[index], index, "in a fresh kernel")
 
 
-def test_accounts_log_the_same_learner_in_after_a_restart(
-    catch_up_stack: None, tmp_path: Path
-) -> None:
+def test_accounts_log_the_same_learner_in_after_a_restart(tmp_path: Path) -> None:
     """The real auth service: a second `Accounts` (a new kernel) logs the same user in."""
     from labkit.course_state import Accounts, ensure_stack
 
