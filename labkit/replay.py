@@ -87,13 +87,15 @@ def missing(namespace: dict[str, Any], needs: Iterable[str]) -> list[str]:
 
 async def run_cell_source(source: str, namespace: dict[str, Any], label: str) -> None:
     """Run one cell's code as the kernel would: top-level await, last expression shown."""
-    shell = get_ipython()  # type: ignore[no-untyped-call]
+    shell = get_ipython()
     if shell is not None:  # %magics and !commands, as IPython reads them
         source = shell.transform_cell(source)
     tree = ast.parse(source, filename=label)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(final.value)
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     # A cell with a top-level await compiles to a coroutine; evaluating it starts it.
     result = eval(compile(tree, label, "exec", flags=flags), namespace)
