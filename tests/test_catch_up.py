@@ -24,13 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.notebook_kernels import (
-    NOTEBOOKS,
-    notebook_client,
-    notebook_stack,  # noqa: F401  (a fixture: the module's stack)
-    read_notebook,
-    run_cell,
-)
+from tests.notebook_kernels import NOTEBOOKS, notebook_client, read_notebook, run_cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("notebook_stack")]
 
