@@ -5,6 +5,10 @@ normal flow it hands back the notebook's own objects (nothing changes); after a 
 restart it rebuilds them with `labkit.course_state` (stack, learners, connections) and
 shows again the panels the section drives. The functions take the notebook's namespace
 to *read* it, never to write into it: the cell assigns what it gets back.
+
+The one exception is `replay` (labkit.replay), for sections that need what the
+notebook's own code measured or built: it runs those earlier sections again in the
+kernel, as Run All Above would.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from labkit.labs.files import FileClient
 from labkit.labs.ping_pong import Conversation
 from labkit.labs.stream_echo import StreamEchoClient, request_subject
 from labkit.nsc.wrapper import Nsc
+from labkit.replay import replay as replay  # the catch-up of sections that need a re-run
 from labkit.widgets.auth import AuthPanel
 from labkit.widgets.browser_chat import BrowserChat
 from labkit.widgets.chat import ChatPane

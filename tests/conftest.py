@@ -13,6 +13,7 @@ import pytest
 
 from labkit.settings import Settings
 from labkit.stack import Stack
+from tests.notebook_kernels import notebook_stack  # noqa: F401  (a module fixture: one stack for kernels)
 from tests.postgres import postgres_url  # noqa: F401  (a session fixture, imported once)
 
 # The run's directory, made by the root conftest.py (notebooks live in its "notebooks").

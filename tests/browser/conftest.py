@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,27 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[JupyterLab]:
-    """A JupyterLab on loopback serving a copy of notebooks/, stopped with all it started."""
+def lab_settings() -> dict[str, dict[str, Any]]:
+    """JupyterLab user settings on top of jupyter.LAB_SETTINGS; a test module may override it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def lab(
+    request: pytest.FixtureRequest, lab_settings: dict[str, dict[str, Any]]
+) -> Iterator[JupyterLab]:
+    """A JupyterLab on loopback serving a copy of notebooks/, stopped with all it started.
+
+    Its log is kept as build/screenshots/jupyterlab-<test module>.log.
+    """
     reason = _missing()
     if reason is not None:
         if in_ci():
             pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
         pytest.skip(reason)
     workdir = Path(tempfile.mkdtemp(prefix="labkit-browser-"))
-    server = JupyterLab(workdir, NOTEBOOKS)
+    server = JupyterLab(workdir, NOTEBOOKS, settings=lab_settings)
+    module = request.module.__name__.rsplit(".", 1)[-1]
     try:
         server.start()
         yield server
@@ -65,17 +78,28 @@ def lab() -> Iterator[JupyterLab]:
         leftovers = server.stop()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         if server.log_path.exists():
-            shutil.copyfile(server.log_path, SCREENSHOTS / "jupyterlab.log")
+            shutil.copyfile(server.log_path, SCREENSHOTS / f"jupyterlab-{module}.log")
         shutil.rmtree(workdir, ignore_errors=True)
     assert not leftovers, f"processes outlived JupyterLab (now killed): {leftovers}"
 
 
 @pytest.fixture(scope="module")
-def page(lab: JupyterLab) -> Iterator[Any]:
-    """One headless Chromium page, logged in to `lab`."""
+def page(request: pytest.FixtureRequest, lab: JupyterLab) -> Iterator[Any]:
+    """One headless Chromium page, logged in to `lab`.
+
+    What the page logs (its console, and errors nothing caught) is kept as
+    build/screenshots/console-<test module>.log, each line with the seconds since start.
+    """
     from playwright.sync_api import sync_playwright
 
     from tests.browser.notebook_page import VIEWPORT
+
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    console: list[str] = []
+    started = time.monotonic()
+
+    def note(kind: str, text: str) -> None:
+        console.append(f"{time.monotonic() - started:8.2f} {kind}: {text}")
 
     playwright = sync_playwright().start()
     try:
@@ -85,11 +109,15 @@ def page(lab: JupyterLab) -> Iterator[Any]:
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(30_000)
+            page.on("console", lambda message: note(message.type, message.text))
+            page.on("pageerror", lambda error: note("pageerror", str(error)))
             yield page
         finally:
             browser.close()
     finally:
         playwright.stop()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"console-{module}.log").write_text("\n".join(console) + "\n")
 
 
 # A Run All in Chromium whose cells never settle was seen once in the last four full

@@ -91,6 +91,8 @@ class JupyterLab:
     notebooks: Path
     port: int = field(default_factory=_free_port)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # User settings on top of LAB_SETTINGS (plugin -> values), e.g. commsOverSubshells.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -134,7 +136,7 @@ class JupyterLab:
 
     def _environment(self) -> dict[str, str]:
         settings = self.workdir / "lab-settings"
-        for plugin, values in LAB_SETTINGS.items():
+        for plugin, values in {**LAB_SETTINGS, **self.settings}.items():
             path = settings / f"{plugin}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))

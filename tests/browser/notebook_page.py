@@ -155,10 +155,30 @@ class NotebookPage:
 
     def _wait_for(self, done: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
-        while not done(self._state()):
+        while not done(state := self._state()):
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: waited {timeout:g} s for {what}")
+                raise AssertionError(
+                    f"{self.name}: waited {timeout:g} s for {what}\n{self._stuck(state)}"
+                )
             time.sleep(0.25)
+
+    def _stuck(self, state: dict[str, Any]) -> str:
+        """What the page and the server show when a wait runs out: for the report."""
+        running = [str(cell) for cell in self.cells() if "*" in cell.prompt]
+        # The server's view of its kernels: idle there while the page shows [*] means a
+        # message lost on the way to the page, busy there a cell that really still runs.
+        try:
+            kernels = [
+                f"{kernel['id'][:8]} {kernel['execution_state']} since {kernel['last_activity']}"
+                for kernel in self.lab.api("GET", "kernels")
+            ]
+        except Exception as exc:  # a report of a failure must not fail itself
+            kernels = [f"(the server did not say: {exc})"]
+        return (
+            f"the page: kernel {state['kernel']!r} {state['status']}, cells still [*]: "
+            f"{running}\nthe server's kernels: {kernels}\n"
+            f"JupyterLab's log ends:\n{self.lab.log_tail(25)}"
+        )
 
     def _wait_until_started(self) -> None:
         # JupyterLab marks queued cells [*] at once: no [*] means the command did nothing.

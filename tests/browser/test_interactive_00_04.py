@@ -15,16 +15,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import _missing, in_ci
 from tests.browser.jupyter import NOTEBOOKS, SCREENSHOTS, JupyterLab
 
 pytestmark = pytest.mark.browser
@@ -48,38 +43,10 @@ SUBSHELL_SETTINGS = {
 }
 
 
-class SubshellLab(JupyterLab):
-    """The tests' JupyterLab, with comms over subshells switched on explicitly."""
-
-    def _environment(self) -> dict[str, str]:
-        env = super()._environment()
-        for plugin, values in SUBSHELL_SETTINGS.items():
-            path = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / f"{plugin}.jupyterlab-settings"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values))
-        return env
-
-
 @pytest.fixture(scope="module")
-def lab() -> Iterator[JupyterLab]:
-    """As tests/browser/conftest.py's `lab`, with SUBSHELL_SETTINGS."""
-    reason = _missing()
-    if reason is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
-        pytest.skip(reason)
-    workdir = Path(tempfile.mkdtemp(prefix="labkit-browser-"))
-    server = SubshellLab(workdir, NOTEBOOKS)
-    try:
-        server.start()
-        yield server
-    finally:
-        leftovers = server.stop()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        if server.log_path.exists():
-            shutil.copyfile(server.log_path, SCREENSHOTS / "jupyterlab-interactive-00-04.log")
-        shutil.rmtree(workdir, ignore_errors=True)
-    assert not leftovers, f"processes outlived JupyterLab (now killed): {leftovers}"
+def lab_settings() -> dict[str, dict[str, Any]]:
+    """The `lab` fixture of tests/browser/conftest.py, with SUBSHELL_SETTINGS."""
+    return SUBSHELL_SETTINGS
 
 
 # --- driving a notebook -------------------------------------------------------------------

@@ -71,3 +71,37 @@ def test_echo_panel_send_button_shows_the_reply(lab: JupyterLab, page: Any) -> N
         notebook.screenshot(SCREENSHOTS / f"{ECHO_LAB.removesuffix('.ipynb')}-send.png")
     stderr = panel.locator('[data-mime-type="application/vnd.jupyter.stderr"]')
     expect(stderr).to_have_count(0)
+
+
+def test_a_run_all_that_never_settles_says_what_still_runs(lab: JupyterLab, page: Any) -> None:
+    """The report of a stuck Run All: the cell still at [*], and the server's kernel busy."""
+    import json
+
+    from tests.browser.notebook_page import NotebookPage
+
+    name = "stuck_probe.ipynb"  # a scratch notebook in the served copy
+    sources = ["import asyncio", "await asyncio.sleep(6)  # stuck_probe"]
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"stuck-{index}",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        for index, source in enumerate(sources)
+    ]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook_json = {"cells": cells, "metadata": {"kernelspec": kernelspec}}
+    (lab.root / name).write_text(json.dumps({**notebook_json, "nbformat": 4, "nbformat_minor": 5}))
+    notebook = NotebookPage(page, lab, name)
+    notebook.open()
+    notebook.menu("Run", "runmenu:run-all")
+    with pytest.raises(AssertionError) as stuck:
+        notebook.wait_until_done(timeout=1)
+    report = str(stuck.value)
+    assert "waited 1 s for its cells to finish" in report, report
+    assert "stuck_probe" in report and "busy" in report, report
+    assert "JupyterLab's log ends" in report and "the server did not say" not in report, report
+    notebook.wait_until_done()  # the sleep ends: nothing left running for the next test
