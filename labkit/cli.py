@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         "--rotate", action="store_true", help="make new secrets instead of keeping the .env ones"
     )
     deploy.set_defaults(handler=_deploy_config)
+
+    from labkit.classroom.cli import add_classroom_commands
+
+    add_classroom_commands(commands)
     return parser
 
 

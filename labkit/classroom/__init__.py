@@ -1,0 +1,1 @@
+"""Classroom mode: one shared stack, a JupyterHub, one single-user server per learner."""
