@@ -91,9 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.set_defaults(handler=_deploy_config)
 
-    from labkit.classroom.cli import add_classroom_commands
+    # A class: the shared stack and its JupyterHub (labkit.classroom.cli).
+    from labkit.classroom.cli import add_hub_commands
 
-    add_classroom_commands(commands)
+    classroom = commands.add_parser("classroom", help="run a class on one shared stack")
+    classroom_commands = classroom.add_subparsers(dest="classroom_command", required=True)
+    add_hub_commands(classroom_commands)
     return parser
 
 

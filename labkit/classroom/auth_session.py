@@ -100,7 +100,9 @@ def _call(
             method, url, json=body, headers=headers, timeout=TIMEOUT_SECONDS
         )
     except requests.RequestException as exc:
-        raise AuthServiceUnavailable(f"the auth service at {base_url} does not answer: {exc}")
+        raise AuthServiceUnavailable(
+            f"the auth service at {base_url} does not answer: {exc}"
+        ) from None
     if response.status_code >= 500:
         raise AuthServiceUnavailable(
             f"the auth service at {base_url} failed ({response.status_code}) on {path}; "

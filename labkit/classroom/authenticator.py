@@ -69,6 +69,11 @@ class LabkitAuthenticator(Authenticator):  # type: ignore[misc]
             return True
         if alive is None:
             self.log.info("%s's labkit session ended (logout or revocation)", user.name)
+            if handler is not None and not hasattr(handler, "_token_authenticated"):
+                # JupyterHub 6.1 reads this attribute, set only for token requests, when
+                # a refresh fails: a cookie-authenticated API call (the spawn button)
+                # would answer 500 instead of 403 without its default.
+                handler._token_authenticated = False
             return False
         return {"admin": auth_session.is_instructor(alive), "auth_state": alive}
 

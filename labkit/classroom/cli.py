@@ -10,6 +10,7 @@ from typing import Any
 from labkit.classroom.hub_process import (
     HubError,
     learners_online,
+    preflight,
     running_hub,
     start_hub,
     stop_hub,
@@ -19,13 +20,8 @@ from labkit.settings import Settings
 from labkit.stack import Stack
 
 
-def add_classroom_commands(commands: Any) -> Any:
-    """Add `classroom` and its subcommands to the CLI; returns its subparsers (for more)."""
-    classroom = commands.add_parser(
-        "classroom", help="run a class: the shared stack and a JupyterHub for learners"
-    )
-    actions = classroom.add_subparsers(dest="classroom_command", required=True)
-
+def add_hub_commands(actions: Any) -> None:
+    """Add `up`, `down` and `status` to the `classroom` command's subcommands."""
     up = actions.add_parser("up", help="start the stack and the hub; print the hub's URL")
     up.add_argument("--json", action="store_true", help="print the state as JSON")
     up.set_defaults(handler=_up)
@@ -39,14 +35,14 @@ def add_classroom_commands(commands: Any) -> Any:
     status = actions.add_parser("status", help="the hub, the stack and the learners online")
     status.add_argument("--json", action="store_true", help="print the state as JSON")
     status.set_defaults(handler=_status)
-    return actions
 
 
 def _up(args: argparse.Namespace) -> int:
     settings = Settings()
-    stack = Stack(settings, detach=True)
-    stack.ensure()
-    hub = start_hub(settings, ClassroomSettings())
+    classroom = ClassroomSettings()
+    preflight(classroom)  # before the stack starts: a refused hub leaves nothing running
+    Stack(settings, detach=True).ensure()
+    hub = start_hub(settings, classroom)
     if args.json:
         print(json.dumps({"home": str(settings.home), "hub": hub.as_dict()}, indent=2))
     else:

@@ -100,9 +100,10 @@ def write_hub_files(paths: HubPaths, plan: HubPlan) -> None:
     """The plan, the config file and the hub's secrets (made once, kept, 0600)."""
     plan.save(paths.plan_file)
     paths.config_file.write_text(CONFIG_TEXT)
-    read_or_create_secret(paths.cookie_secret_file)
-    if not paths.crypt_key_file.exists():
-        write_private(paths.crypt_key_file, secrets.token_hex(32))
+    # Both are 32 random bytes in hex, the form JupyterHub reads for either.
+    for secret_file in (paths.cookie_secret_file, paths.crypt_key_file):
+        if not secret_file.exists():
+            write_private(secret_file, secrets.token_hex(32))
     read_or_create_secret(paths.status_token_file)
 
 

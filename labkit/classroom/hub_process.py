@@ -65,8 +65,8 @@ def running_hub(settings: Settings) -> HubRecord | None:
     return record if process.is_running(record.process) else None
 
 
-def start_hub(settings: Settings, classroom: ClassroomSettings) -> HubRecord:
-    """Start the hub for the running stack (idempotent: a running hub is returned)."""
+def preflight(classroom: ClassroomSettings) -> None:
+    """Refuse, saying what to do, a hub that could not keep learners apart or cannot run."""
     problem = isolation_problem(os.geteuid(), classroom.spawner)
     if problem:
         raise HubError(problem)
@@ -76,12 +76,19 @@ def start_hub(settings: Settings, classroom: ClassroomSettings) -> HubRecord:
             f"run `make hub-proxy` (npm ci --prefix {PROXY_FOLDER}; needs node and npm)"
         )
     check_prefix(classroom.account_prefix)
-    if classroom.spawner == LOCAL_SPAWNER and unreachable_by_others(classroom.course_dir):
+    blocked = unreachable_by_others(classroom.course_dir)
+    if classroom.spawner == LOCAL_SPAWNER and blocked is not None:
         raise HubError(
-            f"learners cannot read the course in {classroom.course_dir} "
-            f"({unreachable_by_others(classroom.course_dir)} is closed to others): set "
-            "LABKIT_CLASSROOM_COURSE_DIR to a copy every user may read"
+            f"learners cannot read the course in {classroom.course_dir} ({blocked} is "
+            "closed to others): set LABKIT_CLASSROOM_COURSE_DIR to a copy every user may read"
         )
+    if classroom.spawner == LOCAL_SPAWNER:
+        learner_python(classroom.learner_python)  # raises, saying what to install
+
+
+def start_hub(settings: Settings, classroom: ClassroomSettings) -> HubRecord:
+    """Start the hub for the running stack (idempotent: a running hub is returned)."""
+    preflight(classroom)
     existing = running_hub(settings)
     if existing is not None:
         return existing
@@ -182,9 +189,7 @@ def hub_environment() -> dict[str, str]:
 
 
 def _spawn_hub(argv: list[str], paths: HubPaths) -> process.ProcessId:
-    return process.spawn(
-        argv, log_path=paths.log_file, env=hub_environment(), tie_to_parent=False
-    )
+    return process.spawn(argv, log_path=paths.log_file, env=hub_environment(), tie_to_parent=False)
 
 
 def _wait_healthy(record: HubRecord, paths: HubPaths, timeout: float) -> None:
@@ -199,10 +204,12 @@ def _wait_healthy(record: HubRecord, paths: HubPaths, timeout: float) -> None:
             pass
         time.sleep(0.2)
     tail = "\n".join(_log_tail(paths.log_file))
-    raise HubError(
-        f"the hub did not answer at {record.url}{_HEALTH_PATH} within {timeout:.0f} s; "
-        f"the end of {paths.log_file}:\n{tail}"
+    what = (
+        "the hub exited"
+        if not process.is_running(record.process)
+        else f"the hub did not answer at {record.url}{_HEALTH_PATH} within {timeout:.0f} s"
     )
+    raise HubError(f"{what}; the end of {paths.log_file}:\n{tail}")
 
 
 def _log_tail(path: Path, lines: int = 20) -> list[str]:

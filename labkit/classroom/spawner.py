@@ -43,9 +43,9 @@ class LabkitSpawner(LocalProcessSpawner):  # type: ignore[misc]
     course_dir = Unicode(help="the course notebooks copied into each learner's home").tag(
         config=True
     )
-    learner_python = Unicode(help="the Python learners may run (labkit.classroom.learner_python)").tag(
-        config=True
-    )
+    learner_python = Unicode(
+        help="the Python learners may run (labkit.classroom.learner_python)"
+    ).tag(config=True)
     stack_environment = Dict(
         help="the shared stack's public addresses (LABKIT_NATS_URL, LABKIT_AUTH_URL, ...)"
     ).tag(config=True)
