@@ -73,7 +73,7 @@ class LabkitAuthenticator(Authenticator):  # type: ignore[misc]
                 # JupyterHub 6.1 reads this attribute, set only for token requests, when
                 # a refresh fails: a cookie-authenticated API call (the spawn button)
                 # would answer 500 instead of 403 without its default.
-                handler._token_authenticated = False
+                setattr(handler, "_token_authenticated", False)  # noqa: B010
             return False
         return {"admin": auth_session.is_instructor(alive), "auth_state": alive}
 

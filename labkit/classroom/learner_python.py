@@ -26,13 +26,18 @@ class LearnerPythonError(LabkitError):
     """No Python that learners' OS accounts could run was found."""
 
 
-def unreachable_by_others(path: Path) -> Path | None:
-    """The first folder or file on `path` (symlinks followed) others cannot get through."""
+def unreachable_by_others(path: Path, *, executable: bool = False) -> Path | None:
+    """The first folder or file on `path` (symlinks followed) closed to other users.
+
+    Folders on the way must let others through (x); a folder at the end must also be
+    listable (r), a file readable (r) and, when `executable`, runnable (x).
+    """
     resolved = path.resolve()
     for part in [*reversed(resolved.parents), resolved]:
-        mode = part.stat().st_mode
-        needed = stat.S_IXOTH | (stat.S_IROTH if part.is_file() else 0)
-        if mode & needed != needed:
+        needed = stat.S_IXOTH
+        if part == resolved:
+            needed = stat.S_IROTH | (stat.S_IXOTH if part.is_dir() or executable else 0)
+        if part.stat().st_mode & needed != needed:
             return part
     return None
 
@@ -46,14 +51,15 @@ def learner_python(preferred: Path | None = None) -> Path:
             f"learners cannot read this venv's packages ({blocked} is closed to others); "
             "install labkit where every user may read it (e.g. /opt/labkit)"
         )
-    if preferred is None and unreachable_by_others(Path(sys.executable)) is None:
+    if preferred is None and unreachable_by_others(Path(sys.executable), executable=True) is None:
         return Path(sys.executable)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     base = preferred or Path(f"/usr/bin/python{version}")
-    if not base.exists() or unreachable_by_others(base) is not None:
+    if not base.exists() or unreachable_by_others(base, executable=True) is not None:
+        closed = unreachable_by_others(Path(sys.executable), executable=True)
         raise LearnerPythonError(
-            f"learners cannot run this venv's Python ({sys.executable} is under "
-            f"{unreachable_by_others(Path(sys.executable))}, closed to others) and there is "
+            f"learners cannot run this venv's Python ({sys.executable}: {closed} is "
+            "closed to others) and there is "
             f"no usable {base}: install Python {version} for everyone (Debian: "
             f"python{version}) or set LABKIT_CLASSROOM_LEARNER_PYTHON to one"
         )

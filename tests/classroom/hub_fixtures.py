@@ -258,7 +258,6 @@ def classroom_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroo
         answer = json.loads(up.stdout)
         yield ClassroomHub(answer["hub"]["url"], home, prefix, env, answer)
     finally:
-        shutil.copy(home / "logs" / "hub.log", "/tmp/cls-hub-last-hub.log")  # DEBUG
         down = subprocess.run(
             [sys.executable, "-m", "labkit", "classroom", "down"],
             env=env,
