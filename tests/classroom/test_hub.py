@@ -97,11 +97,14 @@ def test_the_right_password_logs_in_and_a_wrong_one_is_refused(
     assert me["admin"] is False
 
 
+def _make_instructor(classroom_hub: ClassroomHub, email: str) -> None:
+    with sqlite3.connect(classroom_hub.home / "auth.db") as connection:
+        connection.execute("UPDATE users SET role = 'instructor' WHERE email = ?", (email,))
+
+
 def test_an_instructor_is_a_hub_admin(classroom_hub: ClassroomHub) -> None:
     email, password = classroom_hub.register("teacher")
-    database = classroom_hub.home / "auth.db"
-    with sqlite3.connect(database) as connection:
-        connection.execute("UPDATE users SET role = 'instructor' WHERE email = ?", (email,))
+    _make_instructor(classroom_hub, email)
     teacher = HubSession(classroom_hub.url)
     assert teacher.login(email, password).status_code == 302
     assert teacher.me()["admin"] is True
@@ -255,6 +258,22 @@ def test_a_logged_out_learner_cannot_start_a_server(classroom_hub: ClassroomHub)
     assert carol.session.login(carol.email, carol.password).status_code == 302
     assert carol.session.start_server().status_code in (201, 202)
     carol.session.wait_until_ready()
+
+
+def test_a_revoked_learner_cannot_start_a_server(classroom_hub: ClassroomHub) -> None:
+    erin = classroom_hub.learner("erin", spawn=False)
+    teacher_email, password = classroom_hub.register("revoker")
+    _make_instructor(classroom_hub, teacher_email)
+    auth = classroom_hub.plan.auth_url
+    teacher = requests.post(auth + "/login", json={"email": teacher_email, "password": password})
+    token = {"Authorization": f"Bearer {teacher.json()['access_token']}"}
+    users = requests.get(auth + "/users", headers=token).json()["users"]
+    (erin_id,) = [user["id"] for user in users if user["email"] == erin.email]
+    revoked = requests.post(f"{auth}/users/{erin_id}/revoke", headers=token)
+    assert revoked.status_code == 200, revoked.text
+    refused = erin.session.start_server()
+    assert refused.status_code == 403, refused.text
+    assert erin.session.me()["servers"] == {}
 
 
 def test_hub_logout_cuts_the_learners_nats_connection(classroom_hub: ClassroomHub) -> None:
