@@ -26,8 +26,6 @@ STATUS_SERVICE = "labkit-status"
 STATUS_SCOPES = ["list:users", "read:users:activity", "read:servers"]
 DASHBOARD_SERVICE = "dashboard"
 DASHBOARD_MODULE = "labkit.classroom.dashboard"
-# The dashboard shows users and their servers; `admin:users` would also decrypt auth_state.
-DASHBOARD_SCOPES = ["list:users", "read:users", "read:users:activity", "read:servers"]
 CONFIG_TEXT = """\
 # Written by `python -m labkit classroom up`; the settings are in hub.json beside it.
 from labkit.classroom.hub_config import configure_from_file
@@ -70,6 +68,8 @@ class HubPlan:
     course_dir: str
     learner_python: str
     spawner: str = LOCAL_SPAWNER
+    # Where the instructor dashboard listens (empty while labkit has none).
+    dashboard_url: str = ""
     # The non-secret settings every learner's server gets (LABKIT_NATS_URL, ...).
     learner_environment: dict[str, str] = field(default_factory=dict)
 
@@ -157,20 +157,16 @@ def configure(c: Any, plan: HubPlan, paths: HubPaths) -> None:
     roles: list[dict[str, Any]] = [
         {"name": STATUS_SERVICE, "scopes": STATUS_SCOPES, "services": [STATUS_SERVICE]}
     ]
-    if dashboard_available():
+    if plan.dashboard_url:
+        # No role: the visitor's identity (and `admin` flag) comes with its OAuth login,
+        # and the stack's data it shows it reads from LABKIT_HOME.
         services.append(
             {
                 "name": DASHBOARD_SERVICE,
+                "url": plan.dashboard_url,
                 "command": [sys.executable, "-m", DASHBOARD_MODULE],
                 "environment": {"LABKIT_HOME": plan.home},
                 "oauth_no_confirm": True,
-            }
-        )
-        roles.append(
-            {
-                "name": "labkit-dashboard",
-                "scopes": DASHBOARD_SCOPES,
-                "services": [DASHBOARD_SERVICE],
             }
         )
     c.JupyterHub.services = services

@@ -19,7 +19,13 @@ from typing import Any
 
 import requests
 
-from labkit.classroom.hub_config import HubPaths, HubPlan, isolation_problem, write_hub_files
+from labkit.classroom.hub_config import (
+    HubPaths,
+    HubPlan,
+    dashboard_available,
+    isolation_problem,
+    write_hub_files,
+)
 from labkit.classroom.learner_python import learner_python, unreachable_by_others
 from labkit.classroom.os_accounts import check_prefix
 from labkit.classroom.settings import LOCAL_SPAWNER, PROXY_FOLDER, ClassroomSettings
@@ -150,6 +156,7 @@ def _plan(settings: Settings, classroom: ClassroomSettings) -> HubPlan:
         ports.take(classroom.proxy_api_port),
     )
     host = classroom.host
+    dashboard = f"http://{host}:{ports.take(0)}" if dashboard_available() else ""
     python = sys.executable
     if classroom.spawner == LOCAL_SPAWNER:
         python = str(learner_python(classroom.learner_python))
@@ -172,6 +179,7 @@ def _plan(settings: Settings, classroom: ClassroomSettings) -> HubPlan:
         learner_python=python,
         spawner=classroom.spawner,
         learner_environment=learner_environment,
+        dashboard_url=dashboard,
     )
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from labkit.classroom import hub_config
 from labkit.classroom.hub_config import (
     DASHBOARD_SERVICE,
     STATUS_SERVICE,
@@ -116,7 +115,7 @@ def test_only_root_or_containers_may_run_a_class() -> None:
     assert isolation_problem(1000, "dockerspawner.DockerSpawner") is None
 
 
-def _configured(tmp_path: Path) -> tuple[Config, HubPaths]:
+def _configured(tmp_path: Path, dashboard_url: str = "") -> tuple[Config, HubPaths]:
     paths = HubPaths(tmp_path)
     plan = HubPlan(
         home=str(tmp_path),
@@ -130,6 +129,7 @@ def _configured(tmp_path: Path) -> tuple[Config, HubPaths]:
         course_dir="/srv/course",
         learner_python="/usr/bin/python3",
         learner_environment={"LABKIT_AUTH_URL": "http://127.0.0.1:5000"},
+        dashboard_url=dashboard_url,
     )
     write_hub_files(paths, plan)
     c = Config()
@@ -156,19 +156,16 @@ def test_the_status_token_may_only_see_who_is_online(tmp_path: Path) -> None:
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers"}
 
 
-def test_the_dashboard_service_is_added_once_its_module_exists(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(hub_config, "dashboard_available", lambda: False)
+def test_the_dashboard_service_is_added_when_planned(tmp_path: Path) -> None:
     c, _ = _configured(tmp_path)
     assert [s["name"] for s in c.JupyterHub.services] == [STATUS_SERVICE]
-    monkeypatch.setattr(hub_config, "dashboard_available", lambda: True)
-    c, _ = _configured(tmp_path)
+    c, _ = _configured(tmp_path, dashboard_url="http://127.0.0.1:8123")
     (dashboard,) = [s for s in c.JupyterHub.services if s["name"] == DASHBOARD_SERVICE]
     assert dashboard["command"][1:] == ["-m", "labkit.classroom.dashboard"]
+    assert dashboard["url"] == "http://127.0.0.1:8123"
     assert dashboard["environment"] == {"LABKIT_HOME": str(tmp_path)}
-    (role,) = [r for r in c.JupyterHub.load_roles if r["services"] == [DASHBOARD_SERVICE]]
-    assert "admin:users" not in role["scopes"]  # that would decrypt auth_state
+    # No role for it: nothing it could read auth_state (or anything else) with.
+    assert all(DASHBOARD_SERVICE not in r.get("services", []) for r in c.JupyterHub.load_roles)
 
 
 def test_a_closed_folder_on_the_way_is_found() -> None:
