@@ -120,7 +120,16 @@ def stop_hub(settings: Settings) -> bool:
     """Stop the hub (and with it the proxy and every learner's server); False if none ran."""
     paths = HubPaths(settings.home)
     record = running_hub(settings)
-    stopped = record is not None and process.stop(record.process, timeout=STOP_TIMEOUT)
+    stopped = False
+    if record is not None:
+        # The hub starts its proxy, services and learners' servers in sessions of their
+        # own and stops them as it exits; one it could not (killed at the timeout) is
+        # stopped here, known by the pid and start time it had as the hub's child.
+        children = _children_of(record.pid)
+        stopped = process.stop(record.process, timeout=STOP_TIMEOUT)
+        for child in children:
+            if process.is_running(child):
+                process.stop(child)
     for leftover in (paths.state_file, paths.pid_file):
         leftover.unlink(missing_ok=True)
     return stopped
@@ -218,6 +227,23 @@ def _wait_healthy(record: HubRecord, paths: HubPaths, timeout: float) -> None:
         else f"the hub did not answer at {record.url}{_HEALTH_PATH} within {timeout:.0f} s"
     )
     raise HubError(f"{what}; the end of {paths.log_file}:\n{tail}")
+
+
+def _children_of(parent: int) -> list[process.ProcessId]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == parent:
+            started = process.start_time_of(int(entry.name))
+            if started is not None:
+                children.append(process.ProcessId(int(entry.name), started))
+    return children
 
 
 def _log_tail(path: Path, lines: int = 20) -> list[str]:
