@@ -13,6 +13,8 @@ import os
 import pwd
 import re
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,8 @@ DEFAULT_HOME_BASE = Path("/home")
 # useradd's limit is 32 characters; prefix + 12 of the local part + "-" + 8 of hash fits.
 _LOCAL_PART_CHARS = 12
 _HASH_CHARS = 8
+_LOCKED_RETRIES = 8
+_accounts_lock = threading.Lock()
 _PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
 
 
@@ -78,6 +82,11 @@ def find_account(name: str) -> LearnerAccount | None:
 
 def ensure_account(email: str, prefix: str, home_base: Path) -> LearnerAccount:
     """The learner's account, created (root only) with a private home when missing."""
+    with _accounts_lock:  # two first logins at once: one useradd at a time
+        return _ensure_account(email, prefix, home_base)
+
+
+def _ensure_account(email: str, prefix: str, home_base: Path) -> LearnerAccount:
     name = account_name(email, prefix)
     account = find_account(name)
     if account is None:
@@ -141,7 +150,12 @@ def remove_account(name: str) -> None:
 
 
 def _run(argv: list[str], what: str, *, also_fine: tuple[int, ...] = ()) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    for attempt in range(_LOCKED_RETRIES):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        # Another useradd/userdel on the machine holds /etc/passwd's lock; it passes.
+        if "try again later" not in done.stderr:
+            break
+        time.sleep(0.1 * (attempt + 1))
     if done.returncode != 0 and done.returncode not in also_fine:
         detail = (done.stderr or done.stdout).strip()
         raise AccountError(f"could not {what}: {argv[0]} exited {done.returncode}: {detail}")

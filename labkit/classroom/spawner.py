@@ -14,6 +14,7 @@ environment to pass on (the crypt key is in the config, the tokens in files).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,17 @@ class LabkitSpawner(LocalProcessSpawner):  # type: ignore[misc]
         session = getattr(self, SESSION_ATTRIBUTE, None)
         if session is None:
             raise web.HTTPError(403, "no checked labkit login for this spawn; log in again")
-        self.account = ensure_account(self.user.name, self.account_prefix, Path(self.home_base))
-        home = prepare_learner_home(
-            self.account, session, Path(self.course_dir), python=self.learner_python
+        # useradd and the preparation (a child process) run in threads: the hub serves
+        # everyone else meanwhile.
+        self.account = await asyncio.to_thread(
+            ensure_account, self.user.name, self.account_prefix, Path(self.home_base)
+        )
+        home = await asyncio.to_thread(
+            prepare_learner_home,
+            self.account,
+            session,
+            Path(self.course_dir),
+            python=self.learner_python,
         )
         # The session is in the learner's file now; the hub keeps it only encrypted.
         setattr(self, SESSION_ATTRIBUTE, None)

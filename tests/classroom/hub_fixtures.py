@@ -31,7 +31,12 @@ import requests
 
 from labkit.classroom.hub_config import HubPaths, HubPlan
 from labkit.classroom.learner_python import LearnerPythonError, learner_python
-from labkit.classroom.os_accounts import account_name, find_account, labkit_accounts
+from labkit.classroom.os_accounts import (
+    account_name,
+    find_account,
+    labkit_accounts,
+    remove_account,
+)
 from labkit.classroom.settings import PROXY_COMMAND
 from tests.conftest import RUN_DIR
 
@@ -227,7 +232,7 @@ def _cleanup_accounts(prefix: str) -> list[str]:
         deadline = time.monotonic() + 10
         while processes_of(uid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
+        remove_account(name)
     return leftovers
 
 
