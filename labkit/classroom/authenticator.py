@@ -101,17 +101,19 @@ class LabkitAuthenticator(Authenticator):  # type: ignore[misc]
 
 
 class LabkitLogoutHandler(LogoutHandler):  # type: ignore[misc]
-    """The hub's logout, which also logs the learner out of labkit (NATS cut)."""
+    """The hub's logout, which first logs the learner out of labkit (NATS cut)."""
 
-    async def handle_logout(self) -> None:
+    async def default_handle_logout(self) -> None:
+        # Before the hub stops the learner's server (shutdown_on_logout), which takes
+        # seconds: the credentials die first.
         user = self.current_user
-        if user is None:
-            return
-        session = await user.get_auth_state()
-        if session and "answer" in session:
-            try:
-                await asyncio.to_thread(auth_session.log_out, session)
-            except AuthServiceUnavailable as exc:
-                self.log.error("labkit logout of %s failed: %s", user.name, exc)
-        # The tokens are dead (or unreachable): keep nothing of them.
-        await user.save_auth_state(None)
+        if user is not None:
+            session = await user.get_auth_state()
+            if session and "answer" in session:
+                try:
+                    await asyncio.to_thread(auth_session.log_out, session)
+                except AuthServiceUnavailable as exc:
+                    self.log.error("labkit logout of %s failed: %s", user.name, exc)
+            # The tokens are dead (or unreachable): keep nothing of them.
+            await user.save_auth_state(None)
+        await super().default_handle_logout()
