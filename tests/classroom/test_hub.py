@@ -167,6 +167,42 @@ def test_the_server_holds_the_learners_own_credentials_and_no_stack_secret(
                 assert secret not in path.read_text(errors="replace"), f"{name} is in {path}"
 
 
+def test_alice_reaches_the_shared_stack_as_herself_from_her_account(
+    classroom_hub: ClassroomHub, alice: Learner
+) -> None:
+    """What her kernel does: her Python, her environment, her login, the shared server."""
+    account = find_account(alice.os_name)
+    assert account is not None
+    env = _environ(server_pid(alice.os_name))
+    code = """
+import asyncio
+from labkit.classroom.learner import current_login
+from labkit.labs.echo import send_identified_echo
+
+async def main():
+    login = current_login()
+    nc = await login.connect()
+    print(await send_identified_echo(nc, login.user_id, "hello from my kernel", timeout=30))
+    await nc.close()
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [classroom_hub.plan.learner_python, "-c", code],
+        user=account.uid,
+        group=account.gid,
+        extra_groups=[],
+        cwd=account.home,
+        env={key: value for key, value in env.items() if not key.startswith("JPY")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    login = login_from_answer(read_learner_file(_learner_file(alice)))
+    assert "hello from my kernel" in done.stdout and login.user_id in done.stdout
+
+
 def test_the_proxy_and_hub_environments_hold_no_auth_state_key(
     classroom_hub: ClassroomHub,
 ) -> None:
