@@ -1,9 +1,11 @@
 """Start, check and stop the classroom hub: one JupyterHub process in its own group.
 
 The hub is started detached (it outlives `classroom up`, like `labkit up`'s stack) in
-a new session, so `classroom down` signals its whole group (hub and proxy) by the
-recorded pid and start time, never by name. Its environment is built from nothing: a
-PATH, a language, the venv; none of the stack's secrets, which the proxy and every
+a session of its own, and `classroom down` signals that group by the recorded pid and
+start time, never by name. The hub starts its proxy, services and learners' servers
+in sessions of their own and stops them as it exits; one it could not is stopped by
+the pid it had as the hub's child. The hub's environment is built from nothing (a
+PATH, a language, the venv): none of the stack's secrets, which the proxy and every
 learner's server would otherwise inherit.
 """
 
@@ -173,7 +175,7 @@ def _plan(settings: Settings, classroom: ClassroomSettings) -> HubPlan:
         "LABKIT_NATS_URL": ",".join(nats_urls(settings)),
         "LABKIT_NATS_WS_URL": ",".join(nats_ws_urls(settings)),
         "LABKIT_AUTH_URL": auth_url(settings),
-        "LABKIT_S3_ENDPOINT": object_store_address(settings),
+        "LABKIT_S3_ENDPOINT": settings.s3.endpoint or object_store_address(settings),
     }
     return HubPlan(
         home=str(settings.home),
