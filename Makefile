@@ -48,6 +48,7 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 soak: $(STAMP)           ## long trials (pytest -m soak): 20 node losses on a 3-node cluster, ...
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory hub-proxy; fi
 	$(BIN)/python -m pytest -m soak tests
 
 proto: $(STAMP)          ## regenerate labkit/protocol from proto/
