@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 from labkit.classroom.learner import login_from_answer, read_learner_file
 from labkit.classroom.learner_home import LearnerHome
@@ -201,6 +202,19 @@ asyncio.run(main())
     assert done.returncode == 0, done.stderr[-2000:]
     login = login_from_answer(read_learner_file(_learner_file(alice)))
     assert "hello from my kernel" in done.stdout and login.user_id in done.stdout
+
+
+def test_the_hub_keeps_the_login_encrypted(classroom_hub: ClassroomHub, alice: Learner) -> None:
+    with sqlite3.connect(classroom_hub.paths.database) as connection:
+        (stored,) = connection.execute(
+            "SELECT encrypted_auth_state FROM users WHERE name = ?", (alice.email,)
+        ).fetchone()
+    answer = read_learner_file(_learner_file(alice))
+    assert stored and answer["refresh_token"].encode() not in stored
+    key = bytes.fromhex(classroom_hub.paths.crypt_key_file.read_text().strip())
+    session = json.loads(Fernet(base64.urlsafe_b64encode(key)).decrypt(stored))
+    assert session["email"] == alice.email
+    assert session["answer"]["user_id"] == answer["user_id"]
 
 
 def test_the_proxy_and_hub_environments_hold_no_auth_state_key(
