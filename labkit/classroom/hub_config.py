@@ -45,7 +45,9 @@ class HubPaths:
         self.database = self.folder / "jupyterhub.sqlite"
         self.proxy_pid_file = self.folder / "proxy.pid"
         self.state_file = self.folder / "state.json"
-        self.pid_file = home / "run" / "hub.pid"
+        # Not in the stack's run/: its sweep would stop a process it does not know.
+        # (A run/ folder still, where the test run's last sweep looks for leftovers.)
+        self.pid_file = self.folder / "run" / "hub.pid"
         self.log_file = home / "logs" / "hub.log"
         secrets_dir = home / "secrets"
         self.cookie_secret_file = secrets_dir / "hub-cookie.secret"

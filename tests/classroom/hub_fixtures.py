@@ -270,12 +270,20 @@ def classroom_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroo
             text=True,
             timeout=300,
         )
+        after = subprocess.run(
+            [sys.executable, "-m", "labkit", "classroom", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         leftovers = _cleanup_accounts(prefix)
         if saved_prefix is None:
             os.environ.pop("LABKIT_CLASSROOM_ACCOUNT_PREFIX", None)
         else:
             os.environ["LABKIT_CLASSROOM_ACCOUNT_PREFIX"] = saved_prefix
         assert down.returncode == 0, f"classroom down failed: {down.stderr}"
+        assert after.returncode == 3 and json.loads(after.stdout)["hub"] == {"running": False}
         assert not labkit_accounts(prefix), "test accounts were left behind"
         assert not leftovers, f"classroom down left learners' processes: {leftovers}"
 

@@ -60,6 +60,9 @@ def test_up_prints_the_hub_and_status_shows_who_is_online(
     classroom_hub: ClassroomHub, alice: Learner
 ) -> None:
     assert classroom_hub.up_answer["hub"]["url"].startswith("http://127.0.0.1:")
+    again = classroom_hub.cli("up", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["hub"] == classroom_hub.up_answer["hub"]  # the same hub
     status = classroom_hub.cli("status", "--json")
     assert status.returncode == 0, status.stderr
     body = json.loads(status.stdout)
