@@ -237,7 +237,7 @@ def _cleanup_accounts(prefix: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def classroom_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassroomHub]:
+def classroom_hub() -> Iterator[ClassroomHub]:
     require_classroom_host()
     home = RUN_DIR / f"classroom-{secrets.token_hex(3)}"
     prefix = f"lkt{secrets.token_hex(2)}-"
