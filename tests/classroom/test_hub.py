@@ -325,6 +325,13 @@ def test_a_revoked_learner_cannot_start_a_server(classroom_hub: ClassroomHub) ->
     refused = erin.session.start_server()
     assert refused.status_code == 403, refused.text
     assert erin.session.me()["servers"] == {}
+    # Nor can an instructor start it for her: the hub checks her session, not theirs.
+    admin = HubSession(classroom_hub.url)
+    assert admin.login(teacher_email, password).status_code == 302
+    on_her_behalf = admin.api("POST", f"/users/{erin.email}/server")
+    assert on_her_behalf.status_code == 403, on_her_behalf.text
+    assert "session has ended" in on_her_behalf.json()["message"]
+    assert erin.session.me()["servers"] == {}
 
 
 def test_hub_logout_cuts_the_learners_nats_connection(classroom_hub: ClassroomHub) -> None:
