@@ -38,6 +38,7 @@ from labkit.classroom.os_accounts import (
     remove_account,
 )
 from labkit.classroom.settings import PROXY_COMMAND
+from labkit.stack import process
 from tests.conftest import RUN_DIR
 
 PASSWORD = "correct horse battery"
@@ -236,6 +237,28 @@ def _cleanup_accounts(prefix: str) -> list[str]:
     return leftovers
 
 
+def _hub_and_children(up: subprocess.CompletedProcess[str]) -> list[process.ProcessId]:
+    """The hub's process and its children (proxy, learners' servers) as they run now."""
+    try:
+        hub = int(json.loads(up.stdout)["hub"]["pid"])
+    except (ValueError, KeyError):
+        return []
+    pids = [hub]
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rindex(")") + 2 :].split()[1]) == hub:
+            pids.append(int(entry.name))
+    family = []
+    for pid in pids:
+        started = process.start_time_of(pid)
+        if started is not None:
+            family.append(process.ProcessId(pid, started))
+    return family
+
+
 @pytest.fixture(scope="module")
 def classroom_hub() -> Iterator[ClassroomHub]:
     require_classroom_host()
@@ -263,6 +286,7 @@ def classroom_hub() -> Iterator[ClassroomHub]:
         answer = json.loads(up.stdout)
         yield ClassroomHub(answer["hub"]["url"], home, prefix, env, answer)
     finally:
+        hub_family = _hub_and_children(up)
         down = subprocess.run(
             [sys.executable, "-m", "labkit", "classroom", "down"],
             env=env,
@@ -286,6 +310,8 @@ def classroom_hub() -> Iterator[ClassroomHub]:
         assert after.returncode == 3 and json.loads(after.stdout)["hub"] == {"running": False}
         assert not labkit_accounts(prefix), "test accounts were left behind"
         assert not leftovers, f"classroom down left learners' processes: {leftovers}"
+        still = [pid for pid in hub_family if process.is_running(pid)]
+        assert not still, f"classroom down left the hub or its children running: {still}"
 
 
 @pytest.fixture(scope="module")
