@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run lab test lint pytest soak proto bundle bench mutate up down clean
+.PHONY: run lab hub-proxy classroom classroom-down test lint pytest soak proto bundle bench mutate up down clean
 
 # (Re)install when requirements.txt or pyproject.toml change, or the venv is missing.
 $(STAMP): requirements.txt pyproject.toml
@@ -22,6 +22,19 @@ run: $(STAMP)            ## start the stack, run every notebook with papermill, 
 lab: $(STAMP)            ## start the stack and JupyterLab on your copy of the notebooks (work/)
 	$(BIN)/python -m labkit lab
 
+# JupyterHub's proxy, npm's configurable-http-proxy, pinned by hubproxy/package-lock.json
+# (PyPI's Python port breaks email user names). Needs node and npm.
+HUB_PROXY := hubproxy/node_modules/.bin/configurable-http-proxy
+$(HUB_PROXY): hubproxy/package.json hubproxy/package-lock.json
+	npm ci --prefix hubproxy --no-audit --no-fund --ignore-scripts
+	@touch $(HUB_PROXY)
+hub-proxy: $(HUB_PROXY)
+
+classroom: $(STAMP) $(HUB_PROXY)   ## the shared stack and a JupyterHub for a class (run as root)
+	$(BIN)/python -m labkit classroom up
+classroom-down: $(STAMP)
+	$(BIN)/python -m labkit classroom down
+
 test: lint pytest        ## everything CI runs
 
 lint: $(STAMP)
@@ -30,9 +43,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
+	@# tests/classroom need the hub's proxy; without npm they skip and say why (not in CI).
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory hub-proxy; fi
 	$(BIN)/python -m pytest
 
 soak: $(STAMP)           ## long trials (pytest -m soak): 20 node losses on a 3-node cluster, ...
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory hub-proxy; fi
 	$(BIN)/python -m pytest -m soak tests
 
 proto: $(STAMP)          ## regenerate labkit/protocol from proto/

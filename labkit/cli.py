@@ -92,12 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.set_defaults(handler=_deploy_config)
 
-    # Accounts of a class (labkit.classroom.accounts): instructors, the learners' roster.
+    # A class (labkit.classroom): instructors, the learners' roster, the hub.
     from labkit.classroom.accounts import add_instructor_command, add_roster_command
+    from labkit.classroom.cli import add_hub_commands
 
     add_instructor_command(commands)
     classroom = commands.add_parser("classroom", help="run a class on one shared stack")
     classroom_commands = classroom.add_subparsers(dest="classroom_command", required=True)
+    add_hub_commands(classroom_commands)
     add_roster_command(classroom_commands)
     return parser
 
