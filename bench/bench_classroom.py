@@ -56,6 +56,9 @@ PASSWORD = "bench classroom password"
 ECHO_P99_TARGET_MS = 50.0
 READY_TIMEOUT = 900.0  # seconds for a driver to connect its learners: a bound, not a claim
 REGISTERING_AT_ONCE = 4
+# What a learner does (the rest of the latencies are a file round trip's steps and the
+# simulator's own event-loop lag).
+LEARNER_ACTIONS = ("echo", "cached", "ping", "stream", "file")
 
 
 def configure(home: Path) -> Settings:
@@ -227,6 +230,7 @@ def run_step(
         status = stack.status()
         pids = {name: status[name].pid for name in COMPONENTS if status[name].pid}
         sampler = Sampler({name: pid for name, pid in pids.items() if pid is not None})
+        load_before = os.getloadavg()[0]
         cpu_before = sampler.start()
         began = time.perf_counter()
         for process in processes:
@@ -249,6 +253,7 @@ def run_step(
     merged.update(
         size=size,
         drivers=drivers,
+        load=(load_before, os.getloadavg()[0]),
         interval=interval,
         wall=wall,
         cpu={name: (cpu_after[name] - cpu_before[name]) / wall for name in cpu_after},
@@ -286,7 +291,7 @@ def passed(step: dict[str, Any]) -> bool:
 
 
 def report(step: dict[str, Any], pace: str) -> None:
-    actions = sum(len(values) for values in step["latencies"].values())
+    actions = sum(len(step["latencies"].get(action, [])) for action in LEARNER_ACTIONS)
     failed = sum(step["failures"].values())
     verdict = "PASS" if passed(step) else "FAIL"
     print(
@@ -307,14 +312,20 @@ def report(step: dict[str, Any], pace: str) -> None:
     for name, number in sorted(step["counts"].items()):
         if name not in ("connect seconds", "driver cpu seconds", "driver peak rss mb"):
             print(f"- {name}: {number:g}")
-    print("\n| process | CPU (cores) | peak RSS MB |")
-    print("|---|---|---|")
-    for name in step["cpu"]:
-        print(f"| {name} | {step['cpu'][name]:.2f} | {step['rss_mb'][name]:.0f} |")
-    drivers = step["counts"]
+    rate = actions / step["wall"]
     print(
-        f"| simulator ({step['drivers']} processes) | "
-        f"{drivers.get('driver cpu seconds', 0) / step['wall']:.2f} "
+        f"\nThe machine's load average: {step['load'][0]:.1f} before, {step['load'][1]:.1f} "
+        f"after ({os.cpu_count()} cores, shared with whatever else runs).\n"
+    )
+    print("| process | CPU (cores) | CPU ms per learner action | peak RSS MB |")
+    print("|---|---|---|---|")
+    for name in step["cpu"]:
+        cores = step["cpu"][name]
+        print(f"| {name} | {cores:.2f} | {cores / rate * 1000:.2f} | {step['rss_mb'][name]:.0f} |")
+    drivers = step["counts"]
+    cores = drivers.get("driver cpu seconds", 0) / step["wall"]
+    print(
+        f"| simulator ({step['drivers']} processes) | {cores:.2f} | {cores / rate * 1000:.2f} "
         f"| {drivers.get('driver peak rss mb', 0):.0f} each at most |"
     )
     sys.stdout.flush()

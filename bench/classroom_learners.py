@@ -22,6 +22,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -34,14 +35,19 @@ from PIL import Image
 from labkit.client import connect_as
 from labkit.labs.caching import send_cached_echo
 from labkit.labs.echo import send_echo
-from labkit.labs.files import FileClient
+from labkit.labs.files import FileClient, request_upload_url
 from labkit.labs.ping_pong import Conversation
 from labkit.labs.stream_echo import StreamEchoReplies, publish_request
+from labkit.objects.transfer import put_to_url
 from labkit.subjects import user_subject
 
 ACTIONS = ("echo", "cached", "ping", "echo", "stream", "file", "echo", "progress")
 TIMEOUT = 10.0  # seconds: past it an action counts as failed (a bound, not a target)
 CONNECTS_AT_ONCE = 50
+LAG_TICK = 0.05  # seconds between two looks at the event loop's delay
+# Uploads and downloads run in threads (as FileClient does); each real learner has a
+# process of their own, so the simulator's pool must not be what queues them.
+HTTP_THREADS = 64
 PROGRESS = "progress"  # `<user>.progress`, the route cls-accounts adds
 
 try:  # the exercise report's message, once the progress route is merged
@@ -131,7 +137,10 @@ class Driver:
     async def run(self) -> None:
         interval = float(self.job["interval"])
         end = time.monotonic() + float(self.job["duration"])
-        await asyncio.gather(*(self._act(learner, interval, end) for learner in self.learners))
+        await asyncio.gather(
+            self.watch_loop_lag(end),
+            *(self._act(learner, interval, end) for learner in self.learners),
+        )
 
     async def _act(self, learner: Learner, interval: float, end: float) -> None:
         learner.step = random.randrange(len(ACTIONS))
@@ -174,14 +183,40 @@ class Driver:
         elif action == "stream":
             await self._stream_echo(learner, text)
         elif action == "file":
-            name = await learner.files.upload(self.png, "bench.png")
-            url = await learner.files.transform(name, "rotate", "90")
-            if not await learner.files.download_bytes(url):
-                raise ValueError("empty download")
+            await self._file_round_trip(learner)
         elif action == PROGRESS:
             subject = user_subject(learner.user, PROGRESS)
             await learner.nc.request(subject, progress_payload(learner.step), timeout=TIMEOUT)
             self.results.counts["progress: answered"] += 1
+
+    async def _file_round_trip(self, learner: Learner) -> None:
+        """Presign, upload, transform, download: each step timed on its own too."""
+        assert learner.nc and learner.files
+        files = learner.files
+        began = time.perf_counter()
+        url = await request_upload_url(learner.nc, learner.user, "bench.png", len(self.png))
+        began = self._step("file: presign", began)
+        await asyncio.to_thread(
+            put_to_url, url, self.png, content_type="image/png", session=files.session
+        )
+        began = self._step("file: upload", began)
+        url = await files.transform("bench.png", "rotate", "90")
+        began = self._step("file: transform", began)
+        if not await files.download_bytes(url):
+            raise ValueError("empty download")
+        self._step("file: download", began)
+
+    def _step(self, name: str, began: float) -> float:
+        now = time.perf_counter()
+        self.results.ok(name, now - began)
+        return now
+
+    async def watch_loop_lag(self, end: float) -> None:
+        """How late this process's event loop wakes up: the simulator's own delay."""
+        while time.monotonic() < end:
+            began = time.perf_counter()
+            await asyncio.sleep(LAG_TICK)
+            self.results.ok("simulator loop lag", time.perf_counter() - began - LAG_TICK)
 
     async def _stream_echo(self, learner: Learner, text: str) -> None:
         assert learner.nc and learner.replies
@@ -214,6 +249,7 @@ class Driver:
 
 async def main(job_file: Path) -> int:
     job = json.loads(job_file.read_text())
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(HTTP_THREADS))
     driver = Driver(job)
     began = time.perf_counter()
     await driver.connect()
