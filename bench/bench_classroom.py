@@ -61,8 +61,15 @@ REGISTERING_AT_ONCE = 4
 LEARNER_ACTIONS = ("echo", "cached", "ping", "stream", "file")
 
 
-def configure(home: Path) -> Settings:
+def configure(home: Path, replicas: int, nanio_workers: int) -> Settings:
     """The bench's stack: its own data dir, free ports, registration limits raised."""
+    os.environ.update(
+        {
+            "LABKIT_SERVER_REPLICAS": str(replicas),
+            # nanio's own setting: uvicorn worker processes of the embedded object store.
+            "NANIO_WORKERS": str(nanio_workers),
+        }
+    )
     os.environ.update(
         {
             "LABKIT_HOME": str(home),
@@ -208,6 +215,7 @@ def run_step(
                     "servers": servers,
                     "interval": interval,
                     "duration": args.duration,
+                    "skip": args.skip.split(",") if args.skip else [],
                     "result": str(workdir / f"driver-{index}.result.json"),
                 }
             )
@@ -228,7 +236,12 @@ def run_step(
             if line.strip() != "READY":
                 raise RuntimeError(f"a driver did not connect its learners (exit {process.wait()})")
         status = stack.status()
-        pids = {name: status[name].pid for name in COMPONENTS if status[name].pid}
+        # Every instance: `server#2` is the second replica, `nats#2` a cluster's node 2.
+        pids = {
+            name: entry.pid
+            for name, entry in status.items()
+            if name.split("#")[0] in COMPONENTS and entry.pid
+        }
         sampler = Sampler({name: pid for name, pid in pids.items() if pid is not None})
         load_before = os.getloadavg()[0]
         cpu_before = sampler.start()
@@ -339,6 +352,9 @@ def main() -> int:
     parser.add_argument("--human-interval", type=float, default=10.0, help="seconds")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per step")
     parser.add_argument("--drivers", type=int, default=2, help="simulator processes")
+    parser.add_argument("--skip", default="", help="actions left out, e.g. file,stream")
+    parser.add_argument("--replicas", type=int, default=1, help="application servers")
+    parser.add_argument("--nanio-workers", type=int, default=1, help="object store processes")
     parser.add_argument("--keep-going", action="store_true", help="go on after a failed size")
     parser.add_argument("--json", type=Path, help="write every step's figures here")
     args = parser.parse_args()
@@ -346,13 +362,18 @@ def main() -> int:
     paces = [float(pace) for pace in args.paces.split(",")]
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    settings = configure(home)
+    settings = configure(home, args.replicas, args.nanio_workers)
     steps: list[dict[str, Any]] = []
     largest: dict[str, int] = {}
     with Stack(settings) as stack:
         began = time.perf_counter()
         stack.ensure(*COMPONENTS)
-        print(f"stack up in {time.perf_counter() - began:.1f} s ({home})", flush=True)
+        print(
+            f"stack up in {time.perf_counter() - began:.1f} s ({home}): {args.replicas} "
+            f"application server(s), {args.nanio_workers} object store process(es)"
+            + (f"; actions left out: {args.skip}" if args.skip else ""),
+            flush=True,
+        )
         accounts = ensure_accounts(home, settings, max(sizes))
         workdir = home / "bench-run"
         workdir.mkdir(exist_ok=True)

@@ -113,6 +113,7 @@ class Driver:
         self.learners = [Learner(**spec) for spec in job["learners"]]
         self.results = Results()
         self.png = tiny_png()
+        self.skip = set(job.get("skip", ()))
 
     async def connect(self) -> None:
         gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
@@ -151,6 +152,9 @@ class Driver:
                 return
             action = ACTIONS[learner.step % len(ACTIONS)]
             learner.step += 1
+            if action in self.skip:  # this turn is not taken: the others keep their pace
+                next_at += interval * random.uniform(0.8, 1.2)
+                continue
             began = time.perf_counter()
             try:
                 await asyncio.wait_for(self._do(action, learner), TIMEOUT)
