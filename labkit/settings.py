@@ -281,6 +281,9 @@ class StreamSettings(BaseModel):
     # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
     # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
     max_deliveries: int = Field(8, ge=1)
+    # One consumer per learner (their reply consumer) plus the server's. nats-server 2.15
+    # gives a stream that sets none a limit of 1,000: a class of 1,000 would be refused.
+    max_consumers: int = Field(10_000, ge=2, description="the stream's consumers, all users")
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )
