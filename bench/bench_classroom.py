@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import statistics
@@ -362,6 +363,13 @@ def main() -> int:
     paces = [float(pace) for pace in args.paces.split(",")]
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    # One run per data dir: two would share one stack and each other's driver files.
+    lock = (home / "bench.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another bench_classroom.py runs on {home}; wait for it or pass --home")
+        return 2
     settings = configure(home, args.replicas, args.nanio_workers)
     steps: list[dict[str, Any]] = []
     largest: dict[str, int] = {}
