@@ -82,7 +82,11 @@ class Results:
         self.latencies.setdefault(action, []).append(seconds * 1000)
 
     def failed(self, action: str, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else type(error).__name__
+        if isinstance(error, str):
+            reason = error
+        else:  # with what caused it: an unreachable store says why (a timeout, a reset)
+            cause = error.__cause__
+            reason = type(error).__name__ + (f" ({cause})"[:160] if cause else "")
         self.failures[f"{action}: {reason}"] += 1
 
     def as_json(self) -> dict[str, Any]:
