@@ -67,8 +67,7 @@ def configure(home: Path, replicas: int, nanio_workers: int) -> Settings:
     os.environ.update(
         {
             "LABKIT_SERVER_REPLICAS": str(replicas),
-            # nanio's own setting: uvicorn worker processes of the embedded object store.
-            "NANIO_WORKERS": str(nanio_workers),
+            "LABKIT_S3_WORKERS": str(nanio_workers),
         }
     )
     os.environ.update(

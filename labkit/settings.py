@@ -247,6 +247,9 @@ class S3Settings(BaseModel):
     secure: bool = Field(False, description="use TLS (https) for the endpoint")
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=0, le=65535, description="the embedded server's preferred port")
+    # nanio's event loop waits in fsync for every write: for a class, several processes
+    # (one socket, uvicorn workers) keep one learner's write from holding up the others.
+    workers: int = Field(1, ge=1, le=16, description="the embedded server's processes")
     bucket: str = Field("labkit-files", description="one bucket; each user has a prefix in it")
     url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
     max_image_pixels: int = Field(25_000_000, ge=1)
