@@ -86,6 +86,9 @@ def configure(home: Path, replicas: int, nanio_workers: int) -> Settings:
             # Runs reuse the accounts: old stream echoes leave within the hour, so the
             # per-user bound of the stream never fills across runs.
             "LABKIT_STREAM_MAX_AGE": "3600",
+            # nats-server recovers every learner's reply consumer at start (2,000 took
+            # over 15 s here), before it answers its health check.
+            "LABKIT_STACK_STARTUP_TIMEOUT": "180",
         }
     )
     return Settings()
