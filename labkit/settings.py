@@ -282,6 +282,9 @@ class S3Settings(BaseModel):
     secure: bool = Field(False, description="use TLS (https) for the endpoint")
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=0, le=65535, description="the embedded server's preferred port")
+    # nanio's event loop waits in fsync for every write: for a class, several processes
+    # (one socket, uvicorn workers) keep one learner's write from holding up the others.
+    workers: int = Field(1, ge=1, le=16, description="the embedded server's processes")
     bucket: str = Field("labkit-files", description="one bucket; each user has a prefix in it")
     url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
     max_image_pixels: int = Field(25_000_000, ge=1)
@@ -316,6 +319,9 @@ class StreamSettings(BaseModel):
     # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
     # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
     max_deliveries: int = Field(8, ge=1)
+    # One consumer per learner (their reply consumer) plus the server's. nats-server 2.15
+    # gives a stream that sets none a limit of 1,000: a class of 1,000 would be refused.
+    max_consumers: int = Field(10_000, ge=2, description="the stream's consumers, all users")
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )
