@@ -20,7 +20,12 @@ users in turn, one job per turn:
   waits out of the rotation, so others keep the remaining workers;
 - a worker yields to the event loop after a few jobs (JOBS_PER_YIELD), so a run of
   handlers that never wait cannot keep the receive path from reading the next
-  message; not after every one, since each yield is a turn of the whole loop.
+  message; not after every one, since each yield is a turn of the whole loop;
+- one worker goes through the rotation while its jobs finish without waiting (most
+  handlers: an echo, a cache hit): waking a second worker for every job would cost
+  a turn of the event loop per message. A worker starts a job by hand (send(None))
+  and, only when the job waits (I/O), wakes an idle worker to go on with the
+  rotation while it waits with its job.
 
 Everything here runs on one event loop: no locks, only plain counters.
 """
@@ -31,10 +36,11 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 log = logging.getLogger("labkit.server")
 
@@ -73,6 +79,8 @@ class FairScheduler:
         self._idle: deque[asyncio.Future[None]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         self._running = 0
+        # Workers going through the rotation now (not idle, not waiting with a job).
+        self._active = 0
         self._queued = 0
         self._deferred = 0
         self._emptied: asyncio.Event | None = None
@@ -105,7 +113,8 @@ class FairScheduler:
             load.queued.append(job)
             self._queued += 1
         if not load.in_rotation and self._eligible(load):
-            self._enter_rotation(user, load)
+            # A worker already going through the rotation will come to it.
+            self._enter_rotation(user, load, wake=not self._active)
         return True
 
     def depths(self) -> dict[str, int]:
@@ -141,7 +150,11 @@ class FairScheduler:
     def _enter_rotation(self, user: str, load: UserLoad, wake: bool = True) -> None:
         load.in_rotation = True
         self._rotation.append(user)
-        while wake and self._idle:
+        if wake:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -150,11 +163,16 @@ class FairScheduler:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         since_yield = 0
+        self._active += 1
         while True:
             if not self._rotation:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
-                await waiter
+                self._active -= 1
+                try:
+                    await waiter
+                finally:
+                    self._active += 1
                 since_yield = 0
                 continue
             if since_yield >= self.JOBS_PER_YIELD:
@@ -182,15 +200,16 @@ class FairScheduler:
             load.running += 1
             self._running += 1
             load.in_rotation = False
-            # Back of the line for the user's next job: everyone else goes first.
+            # Back of the line for the user's next job: everyone else goes first. No
+            # worker is woken for it: this one comes back to it unless its job waits.
             if self._eligible(load):
-                self._enter_rotation(user, load)
+                self._enter_rotation(user, load, wake=False)
             try:
                 if isinstance(job, list):
                     for refusal in job:
-                        await _run(refusal)
+                        await self._run(refusal)
                 else:
-                    await _run(job)
+                    await self._run(job)
             finally:
                 load.running -= 1
                 self._running -= 1
@@ -204,9 +223,54 @@ class FairScheduler:
                 if self._emptied is not None and not self.busy:
                     self._emptied.set()
 
+    async def _run(self, job: Job) -> None:
+        """Run `job`; if it waits, wake another worker for the rotation meanwhile."""
+        try:
+            coroutine = job()
+            try:
+                step = coroutine.send(None)
+            except StopIteration:
+                return  # done without waiting: the common case, no turn of the loop
+            self._active -= 1
+            try:
+                if self._rotation and not self._active:
+                    self._wake_one()
+                await _Rest(coroutine, step)
+            finally:
+                self._active += 1
+        except Exception:  # a job reports its own failures; a worker must survive them
+            log.exception("a scheduled job failed")
 
-async def _run(job: Job) -> None:
-    try:
-        await job()
-    except Exception:  # a job reports its own failures; a worker must survive them
-        log.exception("a scheduled job failed")
+
+class _Rest:
+    """The rest of a coroutine already started with send(None), to await.
+
+    What `await coroutine` does after its first step (`yield from`): every value it
+    yields (the future it waits on) goes to the task, and what the task sends or
+    throws (a result, a cancellation) goes back into it.
+    """
+
+    __slots__ = ("_coroutine", "_step")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], step: Any) -> None:
+        self._coroutine = coroutine
+        self._step = step
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, step = self._coroutine, self._step
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # a cancellation, into the job where it waits
+                try:
+                    step = coroutine.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    step = coroutine.send(sent)
+                except StopIteration:
+                    return
