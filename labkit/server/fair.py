@@ -24,6 +24,12 @@ users in turn, one job per turn:
   each yield is a turn of the whole loop, and the replies written so far leave in
   one write per turn (a yield every 8 echoes made that 8 replies per system call,
   and the server's CPU per request 1.8x a bare responder's);
+- reading comes first: while more than READ_BEHIND bytes wait unread on the
+  connection (`unread`: a burst is coming in), a worker's turn ends after
+  BEHIND_TURN seconds instead. Whoever sends during one learner's burst waits on
+  the connection behind it until the server has read it; reading is cheap (a few
+  µs a message), the `busy` answers to the burst are not (about 20 µs each), so
+  they wait for the reading, and the burst is read at nearly the speed it is sent;
 - one worker goes through the rotation while its jobs finish without waiting (most
   handlers: an echo, a cache hit): waking a second worker for every job would cost
   a turn of the event loop per message. A worker starts a job by hand (send(None))
@@ -68,9 +74,18 @@ class FairScheduler:
     # How long a worker runs jobs back to back (when they do not wait) before it
     # yields: what reading the next message may wait for, at most, per worker.
     YIELD_AFTER = 0.001
+    # While reading is behind: the shorter turn, and the unread bytes that mean so
+    # (more than one read of nats-py's; 200 echoes in flight are about 20 KB).
+    BEHIND_TURN = 0.0002
+    READ_BEHIND = 64 * 1024
 
     def __init__(
-        self, workers: int, user_max_in_flight: int, user_max_queued: int, max_deferred: int
+        self,
+        workers: int,
+        user_max_in_flight: int,
+        user_max_queued: int,
+        max_deferred: int,
+        unread: Callable[[], int] | None = None,
     ) -> None:
         if min(workers, user_max_in_flight, user_max_queued, max_deferred) < 1:
             raise ValueError("every bound of the fair scheduler must be at least 1")
@@ -78,6 +93,8 @@ class FairScheduler:
         self.user_max_in_flight = user_max_in_flight
         self.user_max_queued = user_max_queued
         self.max_deferred = max_deferred
+        # Bytes waiting unread on the connection the jobs come from (None: unknown).
+        self.unread = unread
         self._users: dict[str, UserLoad] = {}
         # Users with a queued job and room to run it, each at most once, in turn order.
         self._rotation: deque[str] = deque()
@@ -146,6 +163,10 @@ class FairScheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _behind(self) -> bool:
+        """Is a burst waiting to be read (so the current turn should end)?"""
+        return self.unread is not None and self.unread() > self.READ_BEHIND
+
     def _eligible(self, load: UserLoad) -> bool:
         """Has work it may start now? `busy` answers never wait for a handler slot."""
         return (bool(load.refusals) and not load.refusing) or (
@@ -168,7 +189,10 @@ class FairScheduler:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         clock = time.perf_counter
+        # A turn ends at `turn_ends`, or at a check (every BEHIND_TURN) that finds
+        # reading behind.
         turn_ends = clock() + self.YIELD_AFTER
+        check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
         self._active += 1
         while True:
             if not self._rotation:
@@ -180,12 +204,17 @@ class FairScheduler:
                 finally:
                     self._active += 1
                 turn_ends = clock() + self.YIELD_AFTER
+                check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
                 continue
-            if clock() >= turn_ends:
-                # Let the receive path (and everyone else) run before the next job.
-                await asyncio.sleep(0)
-                turn_ends = clock() + self.YIELD_AFTER
-                continue
+            now = clock()
+            if now >= check_at:
+                if now >= turn_ends or self._behind():
+                    # Let the receive path (and everyone else) run before the next job.
+                    await asyncio.sleep(0)
+                    turn_ends = clock() + self.YIELD_AFTER
+                    check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
+                    continue
+                check_at = min(now + self.BEHIND_TURN, turn_ends)
             user = self._rotation.popleft()
             load = self._users[user]
             refusing = bool(load.refusals) and not load.refusing

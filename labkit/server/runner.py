@@ -83,6 +83,8 @@ class Server:
             min(bounds.user_max_in_flight, workers),
             bounds.user_max_queued,
             bounds.busy_backlog,
+            # Reading first: a burst waiting on the connection shortens the workers' turns.
+            unread=self._unread_bytes,
         )
         self._retry_after = bounds.busy_retry_after.total_seconds()
         self._subscriptions: list[Subscription] = []
@@ -266,6 +268,9 @@ class Server:
             headers = await self.nc.parse_headers(headers)
         outcome = await dispatch(route, subject, data, reply, headers, self._send, self.resources)
         self.stats[route.name].record(outcome.seconds, outcome.error, outcome.refused)
+
+    def _unread_bytes(self) -> int:
+        return self.nc.unread_bytes() if self.nc is not None else 0
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None

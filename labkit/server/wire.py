@@ -22,6 +22,9 @@ yet added) is served the same.
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import termios
 from collections.abc import Callable
 
 from nats.aio.client import Client
@@ -44,6 +47,22 @@ class LaneClient(Client):
 
     def remove_lane(self, subscription: Subscription) -> None:
         self._lanes.pop(subscription._id, None)
+
+    def unread_bytes(self) -> int:
+        """Bytes NATS has sent on this connection that are not read yet (0: unknown).
+
+        The kernel's count (FIONREAD) of what waits in the socket: during a burst,
+        the messages that everyone sending after it waits behind.
+        """
+        writer = getattr(self._transport, "_io_writer", None)
+        sock = writer.get_extra_info("socket") if writer is not None else None
+        if sock is None:
+            return 0
+        try:
+            count = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):  # closed meanwhile (-1 as file descriptor)
+            return 0
+        return int(struct.unpack("i", count)[0])
 
     async def parse_headers(self, raw: bytes | None) -> dict[str, str] | None:
         """A lane's raw header block as nats-py gives it to a Msg (None: no headers)."""
