@@ -190,9 +190,9 @@ class FairScheduler:
         loop = asyncio.get_running_loop()
         clock = time.perf_counter
         # A turn ends at `turn_ends`, or at a check (every BEHIND_TURN) that finds
-        # reading behind.
-        turn_ends = clock() + self.YIELD_AFTER
-        check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
+        # reading behind; never before its first job, so every turn gets somewhere.
+        turn_ends = check_at = 0.0
+        first_of_turn = True
         self._active += 1
         while True:
             if not self._rotation:
@@ -203,16 +203,17 @@ class FairScheduler:
                     await waiter
                 finally:
                     self._active += 1
-                turn_ends = clock() + self.YIELD_AFTER
-                check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
+                first_of_turn = True
                 continue
             now = clock()
-            if now >= check_at:
+            if first_of_turn:
+                turn_ends, check_at = now + self.YIELD_AFTER, now + self.BEHIND_TURN
+                first_of_turn = False
+            elif now >= check_at:
                 if now >= turn_ends or self._behind():
                     # Let the receive path (and everyone else) run before the next job.
                     await asyncio.sleep(0)
-                    turn_ends = clock() + self.YIELD_AFTER
-                    check_at = turn_ends - self.YIELD_AFTER + self.BEHIND_TURN
+                    first_of_turn = True
                     continue
                 check_at = min(now + self.BEHIND_TURN, turn_ends)
             user = self._rotation.popleft()
