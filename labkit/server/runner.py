@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
@@ -30,8 +31,9 @@ from labkit import __version__
 from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
 from labkit.server import services
+from labkit.server.busy import BusyAnswer
 from labkit.server.consumers import RouteConsumer, ensure_stream
-from labkit.server.dispatch import answer_busy, dispatch
+from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
@@ -87,6 +89,7 @@ class Server:
             unread=self._unread_bytes,
         )
         self._retry_after = bounds.busy_retry_after.total_seconds()
+        self._busy = BusyAnswer(self._retry_after)
         self._subscriptions: list[Subscription] = []
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
@@ -220,9 +223,20 @@ class Server:
         submit = self.scheduler.submit
         serve = self._serve
 
+        busy = self._busy
+
         async def refuse(user: str, subject: str, reply: str | None) -> None:
-            outcome = await answer_busy(route, subject, reply, self._send, self._retry_after)
-            stats.record_busy(user, outcome.seconds, outcome.refused)
+            # dispatch.answer_busy's answer, from bytes made once (labkit.server.busy).
+            started = time.perf_counter()
+            refused = reply is not None and not reply_allowed(route, subject, reply)
+            if reply is not None and not refused:
+                try:
+                    await self._send_encoded(reply, busy.header_block, busy.body(subject))
+                except Exception as exc:  # the requester may be gone: as answer_error
+                    log.warning(
+                        "could not send the busy reply for %s to %s: %s", subject, reply, exc
+                    )
+            stats.record_busy(user, time.perf_counter() - started, refused)
 
         def sort(subject: str, reply: str | None, data: bytes, headers: AnyHeaders) -> None:
             # Only sort here: this runs for every user's message in turn, so anything
@@ -271,6 +285,10 @@ class Server:
 
     def _unread_bytes(self) -> int:
         return self.nc.unread_bytes() if self.nc is not None else 0
+
+    async def _send_encoded(self, subject: str, header_block: bytes, data: bytes) -> None:
+        assert self.nc is not None
+        await self.nc.publish_encoded(subject, header_block, data)
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None

@@ -27,8 +27,10 @@ import struct
 import termios
 from collections.abc import Callable
 
+from nats import errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
+from nats.protocol.command import hpub_cmd
 
 # subject, reply ("" for none), payload, raw header block (None for none)
 Lane = Callable[[bytes, bytes, bytes, bytes | None], None]
@@ -63,6 +65,31 @@ class LaneClient(Client):
         except (OSError, ValueError):  # closed meanwhile (-1 as file descriptor)
             return 0
         return int(struct.unpack("i", count)[0])
+
+    async def publish_encoded(self, subject: str, header_block: bytes, payload: bytes) -> None:
+        """Publish with a header block encoded beforehand (the server's `busy` answer).
+
+        `publish(headers=...)` encodes and checks every header of every message; the
+        same block sent thousands of times in a burst is encoded once by the caller.
+        Refused like `publish`: closed, draining, too large, or no room while
+        reconnecting.
+        """
+        if self.is_closed:
+            raise errors.ConnectionClosedError
+        if self.is_draining_pubs:
+            raise errors.ConnectionDrainingError
+        size = len(payload) + len(header_block)
+        if not self.is_connected and (
+            self._max_pending_size <= 0 or size + self._pending_data_size > self._max_pending_size
+        ):
+            raise errors.OutboundBufferLimitError
+        if size > self._max_payload:
+            raise errors.MaxPayloadError
+        self.stats["out_msgs"] += 1
+        self.stats["out_bytes"] += len(payload)
+        await self._send_command(hpub_cmd(subject, "", header_block, payload))
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
     async def parse_headers(self, raw: bytes | None) -> dict[str, str] | None:
         """A lane's raw header block as nats-py gives it to a Msg (None: no headers)."""
