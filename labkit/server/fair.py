@@ -7,7 +7,8 @@ everyone else behind it (head-of-line blocking). So the receive path only sorts:
 and returns at once, and a fixed set of workers (the global in-flight bound) take
 users in turn, one job per turn:
 
-- each user's queue holds at most `user_max_queued` jobs; past that the request is
+- each user's queue holds at most `user_max_queued` jobs waiting for a handler
+  slot (plus those that may start at once); past that the request is
   answered `busy` (the requester retries later). That answer is sent in the user's
   own turns too (a few per turn, one turn at a time): sending thousands of them at
   once, in the receive path, would hold everyone else behind one user's burst all
@@ -125,7 +126,10 @@ class FairScheduler:
         load = self._users.get(user)
         if load is None:
             load = self._users[user] = UserLoad()
-        if refuse is not None and len(load.queued) >= self.user_max_queued:
+        # Jobs that may start at once (a free handler slot of the user's) do not count
+        # against the queue bound: the reading may run ahead of the workers taking them.
+        room = self.user_max_queued + max(0, self.user_max_in_flight - load.running)
+        if refuse is not None and len(load.queued) >= room:
             self.rejected[user] = self.rejected.get(user, 0) + 1
             if self._deferred >= self.max_deferred:
                 return False
