@@ -1,11 +1,13 @@
 """The application server: connects with its own credentials and serves a Router.
 
 Every route is subscribed in one queue group, so N replicas share the load.
-What arrives is only sorted by user on receipt; a fair scheduler (labkit.server.fair)
-runs it, users in turn, within a global and a per-user bound, and a user whose
-queue is full is answered `busy`. SIGTERM/SIGINT drain gracefully: no new messages
-are taken, the ones already received are served, then it disconnects; whatever
-state NATS is in, within the drain timeout.
+What arrives is only sorted by user on receipt (a route's lane, labkit.server.wire:
+from nats-py's parser straight to the scheduler); a fair scheduler
+(labkit.server.fair) runs it, users in turn, within a global and a per-user bound,
+and a user whose queue is full is answered `busy` (labkit.server.busy).
+SIGTERM/SIGINT drain gracefully: no new messages are taken, the ones already
+received are served, then it disconnects; whatever state NATS is in, within the
+drain timeout.
 """
 
 from __future__ import annotations
