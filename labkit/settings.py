@@ -229,7 +229,8 @@ class ServerSettings(BaseModel):
         timedelta(milliseconds=250), gt=timedelta(0), description="the retry hint of `busy`"
     )
     # What nats-py holds per subscription before the scheduler sorts it (it drops past
-    # these, as a slow consumer): far above a burst, since sorting takes microseconds.
+    # these, as a slow consumer): far above a burst. Route messages normally skip that
+    # queue (labkit.server.wire's lanes); it holds what arrives before a lane is added.
     receive_pending_msgs: int = Field(200_000, ge=1000)
     receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
     # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.
