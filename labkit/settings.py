@@ -312,6 +312,11 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path(".labkit"), description="the stack's data directory")
+    classroom: bool = Field(
+        False,
+        description="use a class's shared stack (LABKIT_NATS_URL, LABKIT_AUTH_URL, "
+        "LABKIT_S3_ENDPOINT): check that it answers, start none of it",
+    )
     nats: NatsSettings = NatsSettings()
     nsc: NscSettings = NscSettings()
     database: DatabaseSettings = DatabaseSettings()

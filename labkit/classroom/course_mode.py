@@ -1,0 +1,293 @@
+"""Where a notebook runs: alone on the learner's own stack, or in a class.
+
+In classroom mode (`LABKIT_CLASSROOM=1`, set by the class's spawner) the learner
+works on the class's shared stack, already logged in: the notebooks take the login
+from the learner file (`current_login()`), never register a second account, and
+start none of the shared services. What a learner may not do there (mint
+credentials, run an observer, a cluster or a server of their own) runs on a private
+*sandbox*: a stack of their own in `<LABKIT_HOME>/sandbox`, on free loopback ports,
+inside their own server.
+
+Alone, everything here does what the notebooks always did.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+
+from labkit.auth.client import AuthClient, Login, NatsGrant
+from labkit.errors import LabkitError
+from labkit.settings import Settings
+
+# The file the spawner writes (0600 JSON: the auth service's /login answer verbatim,
+# plus "email" and "auth_url"). cls-hub's labkit.classroom.learner owns the format.
+LEARNER_FILE_ENV = "LABKIT_LEARNER_FILE"
+SANDBOX_DIR = "sandbox"
+
+# The settings that point a kernel at a shared stack: a sandbox drops them all.
+SHARED_ENV = (
+    "LABKIT_CLASSROOM",
+    "LABKIT_NATS_URL",
+    "LABKIT_NATS_WS_URL",
+    "LABKIT_AUTH_URL",
+    "LABKIT_S3_ENDPOINT",
+    "LABKIT_NSC_SERVICE_URL",
+)
+# A sandbox takes free ports: the learner's server may run next to others.
+SANDBOX_PORTS = (
+    "NATS_PORT",
+    "NATS_MONITOR_PORT",
+    "NATS_CLUSTER_PORT",
+    "NATS_WS_PORT",
+    "NSC_SERVICE_PORT",
+    "AUTH_PORT",
+    "S3_PORT",
+)
+
+# Which notebooks run on the sandbox as a whole (they mint, stop or cluster things),
+# and the one sentence each notebook says about where its parts run in a class.
+WHOLE_SANDBOX = {"00", "01", "02", "08"}
+WHERE = {
+    "00": "the status panel starts and stops components, so this notebook drives a private "
+    "sandbox stack in your own server; the class's shared stack is the instructor's",
+    "01": "minting an operator, an account and a user needs the stack's keys, so this "
+    "notebook runs on a private sandbox stack in your own server, not the shared one",
+    "02": "registering, logging in and out alice and bob happens on a private sandbox in "
+    "your own server; the last section proves on the shared stack that you cannot read "
+    "a real classmate's inbox",
+    "03": "your login, the echoes and your tap use the class's shared stack; the observer "
+    "and your own shout server (they need the stack's keys) and the exercises run on a "
+    "private sandbox in your own server",
+    "04": "your login, the caching echo and its tap use the class's shared stack; the "
+    "observer and the exercises run on a private sandbox in your own server",
+    "05": "you chat with a real classmate on the shared stack and try to speak as them; "
+    "the observer and the exercises run on a private sandbox in your own server",
+    "06": "your login and your files use the class's shared stack and object store; the "
+    "observer and the exercises run on a private sandbox in your own server",
+    "07": "your login and your persisted echoes use the shared stack; the observer, the "
+    "server's view of the stream and the exercises run on a private sandbox",
+    "08": "a cluster of your own needs the stack's keys and free ports, so this notebook "
+    "runs on a private sandbox stack in your own server, not the shared one",
+    "09": "your page chats with a real classmate through the class's shared stack; "
+    "nothing of this notebook runs on a sandbox",
+}
+
+
+# The shared stack's settings a kernel had before use_sandbox() moved it to the sandbox.
+_SHARED_ENV_SAVED: dict[str, str] = {}
+
+
+class NotInClassroom(LabkitError):
+    """A classroom-only call was made alone, or the learner file is missing or broken."""
+
+
+def is_classroom(settings: Settings | None = None) -> bool:
+    """True when the kernel works on a class's shared stack (`LABKIT_CLASSROOM=1`)."""
+    return (settings or Settings()).classroom
+
+
+def learner_file() -> Path | None:
+    """The learner file the spawner named, or None (alone)."""
+    # TODO(lead): when cls-hub's labkit.classroom.learner is merged, use its
+    # learner_file() and current_login() here; this reader follows the same
+    # documented format (COMMON.md) so the two agree.
+    named = os.environ.get(LEARNER_FILE_ENV)
+    return Path(named) if named else None
+
+
+def current_login() -> Login:
+    """The learner's login in a class, read from the learner file (never a new login)."""
+    import json
+
+    path = learner_file()
+    if path is None:
+        raise NotInClassroom(
+            f"no learner file: {LEARNER_FILE_ENV} is not set. In a class, open JupyterLab "
+            "through the class's hub (it logs you in); alone, the notebooks register their "
+            "own learners"
+        )
+    try:
+        answer = json.loads(path.read_text())
+        return login_from_answer(answer, str(answer["email"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotInClassroom(
+            f"the learner file {path} cannot be read ({type(exc).__name__}: {exc}); log out "
+            "of the class's hub and in again, which writes it anew"
+        ) from None
+
+
+def login_from_answer(answer: dict[str, Any], email: str) -> Login:
+    """A `Login` from the auth service's /login JSON answer."""
+    nats = answer["nats"]
+    expires = nats.get("expires_at")
+    values: dict[str, Any] = {
+        "user_id": str(answer["user_id"]),
+        "email": email,
+        "access_token": str(answer["access_token"]),
+        "refresh_token": str(answer["refresh_token"]),
+        "nats": NatsGrant(
+            servers=list(nats["servers"]),
+            creds=str(nats["creds"]),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+            publish=list(nats["publish"]),
+            subscribe=list(nats["subscribe"]),
+        ),
+    }
+    if "role" in {field.name for field in fields(Login)}:  # Login gains `role` (issue 14)
+        values["role"] = str(answer.get("role", "learner"))
+    return Login(**values)
+
+
+def own_share(subjects: list[str], user: str) -> list[str]:
+    """The part of `subjects` a learner's own credentials may read: theirs, and their inbox.
+
+    `*.echo` becomes `<user>.echo`, `_INBOX.>` becomes `_INBOX.<user>.>`; a subject of
+    another user, or one no learner may read (`persist.>`), is left out.
+    """
+    own: list[str] = []
+    for subject in subjects:
+        first, _, rest = subject.partition(".")
+        if first in ("*", user):
+            narrowed = f"{user}.{rest}" if rest else user
+        elif first == ">":
+            own += [f"{user}.>", f"_INBOX.{user}.>"]
+            continue
+        elif first == "_INBOX" and rest.partition(".")[0] in ("*", ">", user):
+            narrowed = f"_INBOX.{user}.>"
+        else:
+            continue
+        if narrowed not in own:
+            own.append(narrowed)
+    return own
+
+
+def learner_login(auth: AuthClient, email: str, password: str) -> Login:
+    """The notebook's learner: the class's login in a class, else `email` registered now.
+
+    Alone, it registers `email` and logs it in, as the notebooks always did.
+    """
+    if is_classroom():
+        return current_login()
+    auth.register(email, password)
+    return auth.login(email, password)
+
+
+def sandbox_home(settings: Settings | None = None) -> Path:
+    """The private sandbox's data directory: `<LABKIT_HOME>/sandbox`."""
+    home = (settings or Settings()).home
+    return home if home.name == SANDBOX_DIR else home / SANDBOX_DIR
+
+
+def sandbox_settings(settings: Settings | None = None) -> Settings:
+    """Settings of the learner's private sandbox (alone: the settings as they are).
+
+    A data directory of its own, free loopback ports, and none of the shared stack's
+    endpoints, so everything in it is started, owned and stopped by this kernel.
+    """
+    settings = settings or Settings()
+    if not settings.classroom:
+        return settings
+    return Settings(
+        home=sandbox_home(settings),
+        classroom=False,
+        nats={"port": 0, "monitor_port": 0, "cluster_port": 0, "ws_port": 0},
+        nsc={"service_port": 0},
+        auth={"port": 0},
+        s3={"port": 0},
+        _env_prefix="LABKIT_SANDBOX_",
+    )
+
+
+def ensure_sandbox(*components: str) -> Settings:
+    """The private sandbox with `components` running (started by this kernel); its settings."""
+    from labkit.stack import Stack
+
+    settings = sandbox_settings()
+    stack = Stack(settings)
+    for name, status in stack.ensure(*components).items():
+        if not status.running:
+            raise LabkitError(
+                f"your private sandbox's {name} is {status.state}; its log ends:\n"
+                f"{stack.log_tail(name)}\nrun this cell again"
+            )
+    return settings
+
+
+def use_sandbox(notebook: str) -> bool:
+    """Point this kernel at the private sandbox when `notebook` runs there as a whole.
+
+    In a class, notebooks that mint credentials, stop components or run a cluster (see
+    WHOLE_SANDBOX) change this kernel's environment once: every `Settings()` after it
+    names the sandbox (its data dir, free ports, no shared endpoint). Alone, or for
+    another notebook, nothing changes. Returns True when the kernel now uses the sandbox.
+    """
+    if notebook not in WHOLE_SANDBOX:
+        return False
+    settings = Settings()
+    if not settings.classroom:
+        return False
+    home = sandbox_home(settings)
+    for name in SHARED_ENV:
+        value = os.environ.pop(name, None)
+        if value is not None:
+            _SHARED_ENV_SAVED[name] = value
+    for name in SANDBOX_PORTS:
+        os.environ[f"LABKIT_{name}"] = "0"
+    os.environ["LABKIT_HOME"] = str(home)
+    return True
+
+
+def where_this_runs(notebook: str) -> str:
+    """The sentence a notebook shows about where its parts run (alone or in a class).
+
+    In a class, a notebook that runs on the sandbox as a whole moves this kernel there
+    first (`use_sandbox`).
+    """
+    use_sandbox(notebook)
+    if not is_classroom() and not _sandboxed_here():
+        return "Alone: every part of this notebook runs on your own stack."
+    return f"In a class: {WHERE[notebook]}."
+
+
+def _sandboxed_here() -> bool:
+    # After use_sandbox() the kernel no longer reads LABKIT_CLASSROOM, but it is a class.
+    return Settings().home.name == SANDBOX_DIR and learner_file() is not None
+
+
+async def own_server_side(nc: Client, me: str, tap: Any) -> tuple[Settings, Client, Any]:
+    """Where the notebook's own `Server` runs, and how to reach it: `(settings, nc, tap)`.
+
+    Alone: the stack's settings, the learner's connection and tap, unchanged. In a class a
+    server of one's own needs the stack's keys, so it runs on the private sandbox; the
+    learner's requests to it go over a sandbox connection with the same user id (creds
+    from the sandbox's own NSC store), watched by a tap of its own, shown here.
+    """
+    if not is_classroom():
+        return Settings(), nc, tap
+    from labkit.client import connect_as
+    from labkit.nsc.wrapper import Nsc
+    from labkit.widgets.labs import WireTap
+
+    settings = ensure_sandbox("nats", "nsc")
+    creds = Nsc.from_settings(settings).create_user(me).creds
+    sandbox_nc = await connect_as(creds, settings=settings, name=f"sandbox twin of {me}")
+    sandbox_tap = WireTap(
+        sandbox_nc,
+        [f"{me}.>", f"_INBOX.{me}.>"],
+        title="your subjects on your private sandbox (where your own server runs)",
+    )
+    await sandbox_tap.start()
+    _display(sandbox_tap)
+    return settings, sandbox_nc, sandbox_tap
+
+
+def _display(*objects: Any) -> None:
+    from IPython.display import display
+
+    display(*objects)  # type: ignore[no-untyped-call]
