@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from labkit.settings import Settings
 from labkit.stack.component import http_ok
 from labkit.stack.errors import StackError
-from labkit.stack.object_store import s3_answers
 
 CHECK_TIMEOUT = 3.0
 # The application server has no address: it answers the learner's own echo on NATS.
@@ -124,6 +123,8 @@ def _nsc(settings: Settings) -> tuple[str | None, dict[str, Any]]:
 
 
 def _objects(settings: Settings) -> tuple[str | None, dict[str, Any]]:
+    from labkit.stack.object_store import s3_answers  # it imports discovery, which needs us
+
     if not settings.s3.endpoint:
         return _missing("LABKIT_S3_ENDPOINT")
     endpoint = settings.s3.endpoint

@@ -1,0 +1,97 @@
+"""The notebooks in classroom mode: two learners' kernels at once on one shared stack.
+
+Each learner runs in the environment a class's spawner gives (LABKIT_CLASSROOM=1, the
+shared endpoints, a learner file, a private LABKIT_HOME). The notebooks must take the
+class's login (no registration at the shared auth service), start nothing of the
+shared stack, and run what a learner may not do there on a private sandbox that stops
+with the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit.stack import Stack, process
+from labkit.stack.state import load_records
+from tests.classroom_notebooks.class_stack import (
+    ClassLearner,
+    finish,
+    register_learner,
+    start_notebook,
+    users_in_auth_db,
+)
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def class_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The class's shared stack, started as `labkit up` starts it."""
+    stack = Stack(make_settings(tmp_path_factory.mktemp("class") / "stack"))
+    stack.ensure("server", "auth", "objects")
+    yield stack
+    stack.down()
+
+
+def _pids(stack: Stack) -> dict[str, int]:
+    return {name: int(r["pid"]) for name, r in load_records(stack.settings.paths.state_file).items()}
+
+
+def _outputs(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    texts = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            texts.append("".join(output.get("text", "")))
+            texts.append("".join(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+def _left_running(learner: ClassLearner) -> list[Path]:
+    """Pidfiles under the learner's home whose process still runs."""
+    return [
+        pidfile
+        for pidfile in learner.home.rglob("run/*.pid")
+        if (pid := process.read_pidfile(pidfile)) is not None and process.is_running(pid)
+    ]
+
+
+def run_pair(
+    notebook: str, class_stack: Stack, tmp_path: Path
+) -> tuple[ClassLearner, ClassLearner, Path]:
+    """`notebook` executed by alice and bob at once; both must pass, the class unchanged."""
+    alice = register_learner(class_stack, "alice", tmp_path / "learners")
+    bob = register_learner(class_stack, "bob", tmp_path / "learners")
+    pids, accounts = _pids(class_stack), users_in_auth_db(class_stack)
+    out = tmp_path / "out"
+    out.mkdir()
+    runs = {learner.name: start_notebook(notebook, learner, out) for learner in (alice, bob)}
+    results = {name: finish(run) for name, run in runs.items()}
+    for name, (code, output) in results.items():
+        assert code == 0, f"{notebook} failed for {name} in classroom mode:\n{output[-6000:]}"
+    assert _pids(class_stack) == pids, "a learner's notebook started or stopped a shared process"
+    assert users_in_auth_db(class_stack) == accounts, (
+        "a learner's notebook registered an account at the shared auth service"
+    )
+    for learner in (alice, bob):
+        assert not (learner.home / "state.json").exists(), (
+            f"{learner.name}'s kernel started a stack of its own outside the sandbox"
+        )
+        assert _left_running(learner) == [], f"{learner.name}'s sandbox outlived the kernel"
+    return alice, bob, out
+
+
+@pytest.mark.slow
+def test_notebook_03_in_classroom_mode_as_two_learners(class_stack: Stack, tmp_path: Path) -> None:
+    alice, bob, out = run_pair("03", class_stack, tmp_path)
+    for learner in (alice, bob):
+        shown = _outputs(out / f"{learner.name}-03_identified_echo.ipynb")
+        assert f"on the bus you are {learner.user_id}" in shown, (
+            f"{learner.name}'s notebook did not use the class login from the learner file"
+        )
+        assert "In a class: your login, the echoes and your tap use" in shown
+        # The shout server ran on the learner's own sandbox, which the kernel started.
+        assert (learner.home / "sandbox" / "state.json").exists()
