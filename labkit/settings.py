@@ -106,6 +106,7 @@ class NscSettings(BaseModel):
         "*.ping",
         "*.send_file",
         "*.transform_file",
+        "*.roster",
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,

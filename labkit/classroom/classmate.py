@@ -1,0 +1,157 @@
+"""A real classmate as the other side of a chat (notebook 05 in a class).
+
+Alone, notebook 05 drives two local learners, alice and bob. In a class the kernel
+holds one learner only: you play bob, and alice is a classmate found on the class's
+roster (`labkit.labs.roster`), running the same notebook in their own server at the
+same time, where *they* play bob and you are their alice.
+
+`ClassmateSide` stands where alice's pane stands alone. What it knows of the
+classmate's side comes over the bus, from the classmate's own kernel:
+
+- `send(text)`: alice's line to bob. Both kernels run this cell: yours sends `text` to
+  the classmate (that is the line their notebook waits for), then waits until the
+  classmate's `text` reaches your inbox, relayed by the server with the origin it
+  vouches for, and returns that line.
+- The classmate's kernel confirms every line its inbox receives to its peer (a
+  `seen` line carrying the origin and text its inbox got); yours does the same.
+  `transcript` is what the classmate confirmed receiving: alice's pane as she sees it.
+  Only the classmate can send lines with their origin, so nobody can fake them.
+- `close()` says goodbye and waits for the classmate's goodbye (or `timeout`), so
+  neither kernel leaves while the other still waits for a confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import ipywidgets as widgets
+from nats.aio.client import Client
+
+from labkit.auth.client import Login
+from labkit.labs.roster import Classmate, find_classmate
+from labkit.widgets.chat import ChatLine, ChatPane
+
+SEEN = "seen:"  # a confirmation line: "seen:" + JSON {"origin", "message"}
+BYE = "bye: this notebook is done"
+WAIT = 120.0  # seconds a classmate may lag behind (their kernel, their sandbox)
+
+
+async def classmate_for(login: Login, name: str, prefer: str | None = None) -> Classmate:
+    """Announce `login` on the class's roster as `name`; the classmate to chat with."""
+    nc = await login.connect(name=f"roster ({name})")
+    try:
+        return await find_classmate(nc, login.user_id, name, prefer=prefer, timeout=WAIT)
+    finally:
+        await nc.close()
+
+
+class ClassmateSide:
+    """The classmate's pane, as their kernel reports it over the bus (see the module)."""
+
+    def __init__(self, mine: ChatPane, classmate: str, title: str) -> None:
+        self.mine = mine
+        self.user = classmate
+        self.conversation = mine.conversation  # what the catch-up checks is open
+        self.title = title
+        self.transcript: list[ChatLine] = []
+        self.widget = widgets.HTML(f"<b>{title}</b>: confirmed by their notebook, line by line")
+        self._confirmed = 0  # lines of mine.transcript already looked at
+        self._said_bye = False
+        self._heard_bye = False
+        self._pumping = asyncio.Lock()
+        # Confirm lines while the kernel is idle too: the classmate may be waiting.
+        self._follower: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no loop: the waits confirm as they go
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    @property
+    def nc(self) -> Client:
+        return self.mine.conversation.nc
+
+    async def send(self, text: str, timeout: float = WAIT) -> ChatLine:
+        """Serve the classmate's wait for `text`, then wait for theirs (see the module)."""
+        await self.mine.send(text)
+        return await self._wait(
+            lambda line: line.origin == self.user and line.message == text,
+            f"a line saying {text!r} from your classmate",
+            timeout,
+        )
+
+    async def wait_for_line(
+        self, message: str, *, origin: str | None = None, since: int = 0, timeout: float = WAIT
+    ) -> ChatLine:
+        """The first line the classmate confirmed receiving, saying `message` (from `origin`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await self._pump()
+            for line in self.transcript[since:]:
+                if line.message == message and origin in (None, line.origin):
+                    return line
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.title}: your classmate's notebook did not confirm a line saying "
+                    f"{message!r} within {timeout:g} s; is it still running this notebook?"
+                )
+            await asyncio.sleep(0.05)
+
+    async def close(self, timeout: float = WAIT) -> None:
+        """Say goodbye, keep confirming until the classmate says it too (or `timeout`)."""
+        if not self.mine.conversation.is_open:
+            return
+        if not self._said_bye:
+            self._said_bye = True
+            await self.mine.send(BYE)
+        deadline = time.monotonic() + timeout
+        while not self._heard_bye and time.monotonic() < deadline:
+            await self._pump()
+            await asyncio.sleep(0.05)
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        while self.mine.conversation.is_open:
+            with contextlib.suppress(Exception):  # closed mid-send: the loop then stops
+                await self._pump()
+            await asyncio.sleep(0.1)
+
+    async def _wait(self, match: Any, what: str, timeout: float) -> ChatLine:
+        deadline = time.monotonic() + timeout
+        while True:
+            await self._pump()
+            for line in self.mine.transcript:
+                if match(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{what} did not arrive within {timeout:g} s; is your classmate still "
+                    "running this notebook?"
+                )
+            await asyncio.sleep(0.05)
+
+    async def _pump(self) -> None:
+        """Confirm what arrived in my inbox; take in the classmate's confirmations."""
+        async with self._pumping:
+            await self._pump_once()
+
+    async def _pump_once(self) -> None:
+        lines = await self.mine.refresh()
+        for line in lines[self._confirmed :]:
+            self._confirmed += 1
+            if line.destination != self.mine.conversation.user:
+                continue  # a receipt of mine, not a line my inbox received
+            if line.origin == self.user and line.message.startswith(SEEN):
+                seen = json.loads(line.message[len(SEEN) :])
+                self.transcript.append(ChatLine(seen["origin"], self.user, seen["message"]))
+                continue
+            if line.origin == self.user and line.message == BYE:
+                self._heard_bye = True
+            if line.message == BYE or not self.mine.conversation.is_open:
+                continue
+            confirmation = json.dumps({"origin": line.origin, "message": line.message})
+            await self.mine.conversation.send(self.user, SEEN + confirmation)
