@@ -16,8 +16,8 @@ classmate's side comes over the bus, from the classmate's own kernel:
   `seen` line carrying the origin and text its inbox got); yours does the same.
   `transcript` is what the classmate confirmed receiving: alice's pane as she sees it.
   Only the classmate can send lines with their origin, so nobody can fake them.
-- `close()` says goodbye and waits for the classmate's goodbye (or `timeout`), so
-  neither kernel leaves while the other still waits for a confirmation.
+- `goodbye()` says goodbye and waits for the classmate's (or `timeout`), so neither
+  kernel leaves while the other still waits for a confirmation; `close()` then stops.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ import ipywidgets as widgets
 from nats.aio.client import Client
 
 from labkit.auth.client import Login
+from labkit.labs.ping_pong import Conversation
 from labkit.labs.roster import Classmate, find_classmate
 from labkit.widgets.chat import ChatLine, ChatPane
 
 SEEN = "seen:"  # a confirmation line: "seen:" + JSON {"origin", "message"}
 BYE = "bye: this notebook is done"
 WAIT = 120.0  # seconds a classmate may lag behind (their kernel, their sandbox)
+RESEND = 3.0  # seconds between sends of a line the classmate has not confirmed yet
 
 
 async def classmate_for(login: Login, name: str, prefer: str | None = None) -> Classmate:
@@ -55,13 +57,11 @@ class ClassmateSide:
     def __init__(self, mine: ChatPane, classmate: str, title: str) -> None:
         self.mine = mine
         self.user = classmate
-        self.conversation = mine.conversation  # what the catch-up checks is open
+        self.conversation = _Mirror(mine.conversation, classmate)
         self.title = title
         self.transcript: list[ChatLine] = []
         self.widget = widgets.HTML(f"<b>{title}</b>: confirmed by their notebook, line by line")
         self._confirmed = 0  # lines of mine.transcript already looked at
-        self._said_bye = False
-        self._heard_bye = False
         self._pumping = asyncio.Lock()
         # Confirm lines while the kernel is idle too: the classmate may be waiting.
         self._follower: asyncio.Task[None] | None = None
@@ -73,13 +73,44 @@ class ClassmateSide:
         return self.mine.conversation.nc
 
     async def send(self, text: str, timeout: float = WAIT) -> ChatLine:
-        """Serve the classmate's wait for `text`, then wait for theirs (see the module)."""
-        await self.mine.send(text)
-        return await self._wait(
-            lambda line: line.origin == self.user and line.message == text,
-            f"a line saying {text!r} from your classmate",
-            timeout,
-        )
+        """Serve the classmate's wait for `text`, then wait for theirs (see the module).
+
+        Your line is sent again every RESEND seconds until their notebook confirms it:
+        a line sent before their inbox was open would be lost, never retried by NATS.
+        """
+        return await self._exchange(text, lambda line: line.message == text, timeout)
+
+    async def goodbye(self, timeout: float = WAIT) -> None:
+        """Say goodbye and keep confirming until the classmate said it too (or `timeout`):
+        neither notebook closes while the other may still wait for a confirmation."""
+        if self.mine.conversation.is_open:
+            with contextlib.suppress(TimeoutError):
+                await self._exchange(BYE, lambda line: line.message == BYE, timeout)
+
+    async def _exchange(self, text: str, theirs: Any, timeout: float) -> ChatLine:
+        me = self.mine.conversation.user
+        deadline = time.monotonic() + timeout
+        sent_at = float("-inf")
+        while True:
+            await self._pump()
+            acked = any(line.origin == me and line.message == text for line in self.transcript)
+            arrived = [
+                line
+                for line in self.mine.transcript
+                if line.origin == self.user and line.destination == me and theirs(line)
+            ]
+            if acked and arrived:
+                return arrived[0]
+            if not acked and time.monotonic() - sent_at > RESEND:
+                await self.mine.send(text)
+                sent_at = time.monotonic()
+            if time.monotonic() > deadline:
+                missing = "their line" if acked else "their notebook's confirmation of yours"
+                raise TimeoutError(
+                    f"{self.title}: {missing} ({text!r}) did not come within {timeout:g} s; "
+                    "is your classmate still running this notebook?"
+                )
+            await asyncio.sleep(0.05)
 
     async def wait_for_line(
         self, message: str, *, origin: str | None = None, since: int = 0, timeout: float = WAIT
@@ -98,17 +129,8 @@ class ClassmateSide:
                 )
             await asyncio.sleep(0.05)
 
-    async def close(self, timeout: float = WAIT) -> None:
-        """Say goodbye, keep confirming until the classmate says it too (or `timeout`)."""
-        if not self.mine.conversation.is_open:
-            return
-        if not self._said_bye:
-            self._said_bye = True
-            await self.mine.send(BYE)
-        deadline = time.monotonic() + timeout
-        while not self._heard_bye and time.monotonic() < deadline:
-            await self._pump()
-            await asyncio.sleep(0.05)
+    async def close(self) -> None:
+        """Stop confirming in the background (`goodbye` first, to let the classmate finish)."""
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.cancel()
@@ -119,20 +141,6 @@ class ClassmateSide:
             with contextlib.suppress(Exception):  # closed mid-send: the loop then stops
                 await self._pump()
             await asyncio.sleep(0.1)
-
-    async def _wait(self, match: Any, what: str, timeout: float) -> ChatLine:
-        deadline = time.monotonic() + timeout
-        while True:
-            await self._pump()
-            for line in self.mine.transcript:
-                if match(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{what} did not arrive within {timeout:g} s; is your classmate still "
-                    "running this notebook?"
-                )
-            await asyncio.sleep(0.05)
 
     async def _pump(self) -> None:
         """Confirm what arrived in my inbox; take in the classmate's confirmations."""
@@ -149,9 +157,19 @@ class ClassmateSide:
                 seen = json.loads(line.message[len(SEEN) :])
                 self.transcript.append(ChatLine(seen["origin"], self.user, seen["message"]))
                 continue
-            if line.origin == self.user and line.message == BYE:
-                self._heard_bye = True
-            if line.message == BYE or not self.mine.conversation.is_open:
-                continue
+            if not self.mine.conversation.is_open:
+                return
             confirmation = json.dumps({"origin": line.origin, "message": line.message})
             await self.mine.conversation.send(self.user, SEEN + confirmation)
+
+
+class _Mirror(Conversation):
+    """The classmate's side as a Conversation: their id, open while yours is open."""
+
+    def __init__(self, mine: Conversation, classmate: str) -> None:
+        super().__init__(mine.nc, classmate)
+        self._mine = mine
+
+    @property
+    def is_open(self) -> bool:
+        return self._mine.is_open

@@ -95,3 +95,18 @@ def test_notebook_03_in_classroom_mode_as_two_learners(class_stack: Stack, tmp_p
         assert "In a class: your login, the echoes and your tap use" in shown
         # The shout server ran on the learner's own sandbox, which the kernel started.
         assert (learner.home / "sandbox" / "state.json").exists()
+
+
+@pytest.mark.slow
+def test_notebook_05_two_real_learners_chat_and_cannot_speak_as_each_other(
+    class_stack: Stack, tmp_path: Path
+) -> None:
+    alice, bob = run_pair("05", class_stack, tmp_path)[:2]
+    out = tmp_path / "out"
+    for me, mate in ((alice, bob), (bob, alice)):
+        shown = _outputs(out / f"{me.name}-05_ping_pong.ipynb")
+        # Each found the other on the roster and played bob, the other being alice.
+        assert f"alice  is {mate.user_id} on the bus" in shown
+        assert f"bob    is {me.user_id} on the bus" in shown
+        assert "bob wrote origin='alice'; alice received origin='bob'" in shown
+        assert "ok: alice and bob chatted; bob could not speak as alice" in shown
