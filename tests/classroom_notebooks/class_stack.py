@@ -57,9 +57,8 @@ def register_learner(stack: Stack, name: str, root: Path) -> ClassLearner:
     learner_file = root / f"{name}.learner.json"
     learner_file.touch(mode=0o600)
     learner_file.write_text(json.dumps({**answer.json(), "email": email, "auth_url": auth_url}))
-    return ClassLearner(
-        name, email, answer.json()["user_id"], home, learner_file, spawner_env(stack, home, learner_file)
-    )
+    env = spawner_env(stack, home, learner_file)
+    return ClassLearner(name, email, answer.json()["user_id"], home, learner_file, env)
 
 
 def spawner_env(stack: Stack, home: Path, learner_file: Path) -> dict[str, str]:

@@ -10,7 +10,6 @@ with the kernel.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,11 @@ from tests.classroom_notebooks.class_stack import (
     start_notebook,
     users_in_auth_db,
 )
-from tests.conftest import make_settings
-
-
-@pytest.fixture(scope="module")
-def class_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The class's shared stack, started as `labkit up` starts it."""
-    stack = Stack(make_settings(tmp_path_factory.mktemp("class") / "stack"))
-    stack.ensure("server", "auth", "objects")
-    yield stack
-    stack.down()
 
 
 def _pids(stack: Stack) -> dict[str, int]:
-    return {name: int(r["pid"]) for name, r in load_records(stack.settings.paths.state_file).items()}
+    records = load_records(stack.settings.paths.state_file)
+    return {name: int(record["pid"]) for name, record in records.items()}
 
 
 def _outputs(notebook: Path) -> str:
