@@ -32,6 +32,7 @@ import ipywidgets as widgets
 from nats.aio.client import Client
 
 from labkit.auth.client import Login
+from labkit.classroom.course_mode import current_login, in_a_class
 from labkit.labs.ping_pong import Conversation
 from labkit.labs.roster import Classmate, find_classmate
 from labkit.widgets.chat import ChatLine, ChatPane
@@ -173,3 +174,35 @@ class _Mirror(Conversation):
     @property
     def is_open(self) -> bool:
         return self._mine.is_open
+
+
+async def classmate_inbox_proof(name: str = "") -> tuple[Classmate, list[str]] | None:
+    """In a class: your class login tries a real classmate's inbox; the server's refusals.
+
+    It publishes on `<classmate>.inbox` and subscribes to `_INBOX.<classmate>.>`, the
+    two things alice tried on bob; the NATS server must refuse both. Alone: None (the
+    notebook's alice and bob were the proof).
+    """
+    if not in_a_class():
+        return None
+    login = current_login()
+    errors: list[str] = []
+
+    async def record(error: Exception) -> None:
+        errors.append(str(error))
+
+    nc = await login.connect(error_cb=record, allow_reconnect=False, name="you, in the class")
+    try:
+        mate = await find_classmate(
+            nc, login.user_id, name or login.email.split("@")[0], mutual=False, timeout=WAIT
+        )
+        await nc.publish(f"{mate.id}.inbox", b"hi, it's your classmate")
+        await nc.subscribe(f"_INBOX.{mate.id}.>")
+        # A refusal comes back before the PONG of a later PING; a flush may overtake
+        # commands still buffered, so the second flush's PING follows them.
+        await nc.flush()
+        await nc.flush()
+        refusals = [error for error in errors if "permissions violation" in error.lower()]
+        return mate, refusals
+    finally:
+        await nc.close()

@@ -92,6 +92,11 @@ def is_classroom(settings: Settings | None = None) -> bool:
     return (settings or Settings()).classroom
 
 
+def in_a_class() -> bool:
+    """True in a class, even after `use_sandbox` moved this kernel to the sandbox."""
+    return is_classroom() or bool(_SHARED_ENV_SAVED)
+
+
 def learner_file() -> Path | None:
     """The learner file the spawner named, or None (alone)."""
     # TODO(lead): when cls-hub's labkit.classroom.learner is merged, use its
@@ -250,14 +255,9 @@ def where_this_runs(notebook: str) -> str:
     first (`use_sandbox`).
     """
     use_sandbox(notebook)
-    if not is_classroom() and not _sandboxed_here():
+    if not in_a_class():
         return "Alone: every part of this notebook runs on your own stack."
     return f"In a class: {WHERE[notebook]}."
-
-
-def _sandboxed_here() -> bool:
-    # After use_sandbox() the kernel no longer reads LABKIT_CLASSROOM, but it is a class.
-    return Settings().home.name == SANDBOX_DIR and learner_file() is not None
 
 
 async def own_server_side(nc: Client, me: str, tap: Any) -> tuple[Settings, Client, Any]:

@@ -99,10 +99,17 @@ async def announce(nc: Client, user: str, name: str, timeout: float = 2.0) -> li
 
 
 async def find_classmate(
-    nc: Client, user: str, name: str, *, prefer: str | None = None, timeout: float = 120.0
+    nc: Client,
+    user: str,
+    name: str,
+    *,
+    prefer: str | None = None,
+    mutual: bool = True,
+    timeout: float = 120.0,
 ) -> Classmate:
     """A classmate on the roster, announcing meanwhile: `prefer` (an id or a name), else
-    the partner `partner_of` gives, so that two learners pick each other.
+    the partner `partner_of` gives, so that two learners pick each other (`mutual`), else
+    anyone else online.
 
     Raises TimeoutError, saying what to do, when nobody else shows within `timeout`.
     """
@@ -111,8 +118,10 @@ async def find_classmate(
         online = await announce(nc, user, name)
         if prefer:
             chosen = [mate for mate in online if mate.id != user and prefer in (mate.id, mate.name)]
-        else:
+        elif mutual:
             chosen = [mate for mate in [partner_of(user, online)] if mate is not None]
+        else:
+            chosen = [mate for mate in online if mate.id != user]
         if chosen:
             return chosen[0]
         if time.monotonic() > deadline:
