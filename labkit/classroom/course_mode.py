@@ -52,7 +52,7 @@ SANDBOX_PORTS = (
 
 # Which notebooks run on the sandbox as a whole (they mint, stop or cluster things),
 # and the one sentence each notebook says about where its parts run in a class.
-WHOLE_SANDBOX = {"00", "01", "02", "08"}
+WHOLE_SANDBOX = {"00", "01", "02", "07", "08", "09"}
 WHERE = {
     "00": "the status panel starts and stops components, so this notebook drives a private "
     "sandbox stack in your own server; the class's shared stack is the instructor's",
@@ -61,21 +61,26 @@ WHERE = {
     "02": "registering, logging in and out alice and bob happens on a private sandbox in "
     "your own server; the last section proves on the shared stack that you cannot read "
     "a real classmate's inbox",
-    "03": "your login, the echoes and your tap use the class's shared stack; the observer "
-    "and your own shout server (they need the stack's keys) and the exercises run on a "
-    "private sandbox in your own server",
-    "04": "your login, the caching echo and its tap use the class's shared stack; the "
-    "observer and the exercises run on a private sandbox in your own server",
-    "05": "you chat with a real classmate on the shared stack and try to speak as them; "
-    "the observer and the exercises run on a private sandbox in your own server",
-    "06": "your login and your files use the class's shared stack and object store; the "
-    "observer and the exercises run on a private sandbox in your own server",
-    "07": "your login and your persisted echoes use the shared stack; the observer, the "
-    "server's view of the stream and the exercises run on a private sandbox",
+    "03": "your login, the echoes, your tap and the observer (it reads only what your own "
+    "credentials may) use the class's shared stack; your own shout server and the "
+    "exercises need the stack's keys, so they run on a private sandbox in your own server",
+    "04": "your login, the caching echo, its tap and the observer (it reads only what your "
+    "own credentials may) use the class's shared stack; the exercises run on a private "
+    "sandbox in your own server",
+    "05": "you chat with a real classmate on the class's shared stack and try to speak as "
+    "them (the observer reads only what your own credentials may); the exercises run on "
+    "a private sandbox in your own server",
+    "06": "your login, your files and the observer (it reads only what your own credentials "
+    "may) use the class's shared stack and object store; the exercises run on a private "
+    "sandbox in your own server",
+    "07": "the persistence lab reads the stream as the application server does and logs "
+    "its learner out and in, so this notebook runs on a private sandbox stack in your "
+    "own server, with learners of its own",
     "08": "a cluster of your own needs the stack's keys and free ports, so this notebook "
     "runs on a private sandbox stack in your own server, not the shared one",
-    "09": "your page chats with a real classmate through the class's shared stack; "
-    "nothing of this notebook runs on a sandbox",
+    "09": "the page chats with a second learner of this notebook and logs you out at the "
+    "end, so it runs on a private sandbox stack in your own server (its WebSocket port is "
+    "on your server's loopback: a browser reaches it only where that port is forwarded)",
 }
 
 

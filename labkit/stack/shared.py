@@ -89,7 +89,9 @@ def _nats(settings: Settings) -> tuple[str | None, dict[str, Any]]:
     silent = [url for url in urls if not _nats_answers(url)]
     if len(silent) == len(urls):
         return f"no NATS server answers at {', '.join(urls)}", {}
-    return None, {"url": urls[0], "urls": urls, "silent": silent}
+    ws_urls = [url.strip() for url in (settings.nats.ws_url or "").split(",") if url.strip()]
+    details = {"url": urls[0], "urls": urls, "silent": silent}
+    return None, {**details, "ws_url": ws_urls[0]} if ws_urls else details
 
 
 def _nats_answers(url: str) -> bool:

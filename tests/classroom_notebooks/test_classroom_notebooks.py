@@ -17,6 +17,7 @@ import pytest
 from labkit.stack import Stack, process
 from labkit.stack.state import load_records
 from tests.classroom_notebooks.class_stack import (
+    NOTEBOOKS_DIR,
     ClassLearner,
     finish,
     register_learner,
@@ -82,7 +83,7 @@ def test_notebook_03_in_classroom_mode_as_two_learners(class_stack: Stack, tmp_p
         assert f"on the bus you are {learner.user_id}" in shown, (
             f"{learner.name}'s notebook did not use the class login from the learner file"
         )
-        assert "In a class: your login, the echoes and your tap use" in shown
+        assert "In a class: your login, the echoes, your tap and the observer" in shown
         # The shout server ran on the learner's own sandbox, which the kernel started.
         assert (learner.home / "sandbox" / "state.json").exists()
 
@@ -100,3 +101,17 @@ def test_notebook_05_two_real_learners_chat_and_cannot_speak_as_each_other(
         assert f"bob    is {me.user_id} on the bus" in shown
         assert "bob wrote origin='alice'; alice received origin='bob'" in shown
         assert "ok: alice and bob chatted; bob could not speak as alice" in shown
+
+
+EVERY_NOTEBOOK = sorted(path.name[:2] for path in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("notebook", EVERY_NOTEBOOK)
+def test_every_notebook_in_classroom_mode_as_two_learners(
+    notebook: str, class_stack: Stack, tmp_path: Path
+) -> None:
+    alice, bob, out = run_pair(notebook, class_stack, tmp_path)
+    for learner in (alice, bob):
+        executed = next(out.glob(f"{learner.name}-{notebook}_*.ipynb"))
+        assert "In a class: " in _outputs(executed), f"{notebook} did not say where it runs"
