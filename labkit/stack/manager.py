@@ -307,7 +307,8 @@ class Stack:
             raise
 
     def _spawn(self, name: str, launch: Launch) -> ProcessId:
-        env = {**os.environ, **launch.env}
+        merged = {**os.environ, **self._endpoint_env(), **launch.env}
+        env = {key: value for key, value in merged.items() if value is not None}
         log_path = self.paths.log_file(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
@@ -315,6 +316,22 @@ class Stack:
         pid = process.spawn(launch.argv, log_path=log_path, env=env, tie_to_parent=not self.detach)
         process.write_pidfile(self.paths.pid_file(name), pid, launch.argv)
         return pid
+
+    def _endpoint_env(self) -> dict[str, str | None]:
+        """The endpoints of this Stack's settings, for its children (None: unset).
+
+        A kernel in a class has the shared stack's endpoints in its environment; a
+        private sandbox it starts must not hand those to its own processes.
+        """
+        settings = self.settings
+        return {
+            "LABKIT_CLASSROOM": "1" if settings.classroom else None,
+            "LABKIT_NATS_URL": settings.nats.url,
+            "LABKIT_NATS_WS_URL": settings.nats.ws_url,
+            "LABKIT_AUTH_URL": settings.auth.url,
+            "LABKIT_S3_ENDPOINT": settings.s3.endpoint,
+            "LABKIT_NSC_SERVICE_URL": settings.nsc.service_url,
+        }
 
     def _wait_healthy(self, name: str, launch: Launch, pid: ProcessId, records: Records) -> None:
         component = self._component(name)
