@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
@@ -206,3 +207,42 @@ async def classmate_inbox_proof(name: str = "") -> tuple[Classmate, list[str]] |
         return mate, refusals
     finally:
         await nc.close()
+
+
+async def catch_up_05(namespace: Mapping[str, Any], observer: Any) -> tuple[Any, ...]:
+    """Notebook 05's catch-up in a class: you (bob) again, alice a classmate from the roster.
+
+    The same values as `labkit.catch_up.lab05`: `alice_id, bob_id, names, alice_pane,
+    bob_chat, bob_nc, bob_errors, bob_refused, observer`.
+    """
+    from IPython.display import display
+
+    alice_name = str(namespace.get("alice_name") or "alice")
+    bob_name = str(namespace.get("bob_name") or "bob")
+    login = current_login()
+    errors: list[str] = []
+    refused = asyncio.Event()
+
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+        if "permissions violation" in str(error).lower():
+            refused.set()
+
+    mate = await classmate_for(login, login.email.split("@")[0], namespace.get("classmate"))
+    bob_nc = await login.connect(name=f"notebook 05 ({bob_name})", error_cb=on_error)
+    names = {mate.id: alice_name, login.user_id: bob_name}
+    bob_chat = await Conversation(bob_nc, login.user_id).open()
+    bob_pane = ChatPane(bob_chat, mate.id, f"{bob_name} (talks to {alice_name})", names=names)
+    alice_pane = ClassmateSide(bob_pane, mate.id, f"{alice_name} (your classmate)")
+    display(widgets.HBox([alice_pane.widget, bob_pane.widget]))  # type: ignore[no-untyped-call]
+    return (
+        mate.id,
+        login.user_id,
+        names,
+        alice_pane,
+        bob_chat,
+        bob_nc,
+        errors,
+        refused,
+        observer,
+    )

@@ -9,15 +9,25 @@ with the kernel.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
+from labkit.auth.client import AuthClient
+from labkit.classroom.classmate import ClassmateSide
+from labkit.client import request
+from labkit.labs.ping_pong import Conversation
+from labkit.labs.roster import find_classmate
+from labkit.protocol import PingRequest
 from labkit.stack import Stack, process
 from labkit.stack.state import load_records
+from labkit.widgets.chat import ChatPane
 from tests.classroom_notebooks.class_stack import (
     NOTEBOOKS_DIR,
+    PASSWORD,
     ClassLearner,
     finish,
     register_learner,
@@ -115,3 +125,73 @@ def test_every_notebook_in_classroom_mode_as_two_learners(
     for learner in (alice, bob):
         executed = next(out.glob(f"{learner.name}-{notebook}_*.ipynb"))
         assert "In a class: " in _outputs(executed), f"{notebook} did not say where it runs"
+
+
+class _Classmate:
+    """Alice, in this test process: on the roster, confirming what her inbox gets (as her
+    notebook's ClassmateSide does), and forging a line as bob once."""
+
+    def __init__(self, learner: ClassLearner, bob_id: str) -> None:
+        self.learner, self.bob_id = learner, bob_id
+        self.stop = threading.Event()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by the test
+            self.failure = exc
+
+    async def _main(self) -> None:
+        login = AuthClient(self.learner.env["LABKIT_AUTH_URL"]).login(self.learner.email, PASSWORD)
+        nc = await login.connect(name="alice, the test's classmate")
+        try:
+            # Her inbox is open before she is on the roster, as in her notebook.
+            chat = await Conversation(nc, login.user_id).open()
+            side = ClassmateSide(ChatPane(chat, self.bob_id, "alice"), self.bob_id, "bob")
+            await find_classmate(nc, login.user_id, "alice", prefer=self.bob_id, timeout=120)
+            forged = PingRequest(
+                destination=self.bob_id, origin=self.bob_id, message="it's alice, honest"
+            )
+            await request(nc, f"{login.user_id}.ping", forged, PingRequest)
+            while not self.stop.is_set():
+                await find_classmate(nc, login.user_id, "alice", prefer=self.bob_id)
+                await asyncio.sleep(0.5)
+            await side.close()
+        finally:
+            await nc.close()
+
+
+@pytest.mark.slow
+def test_notebook_05_catch_up_in_a_class_finds_the_classmate_again(
+    class_stack: Stack, tmp_path: Path
+) -> None:
+    """Bob's kernel restarts: top cells, the catch-up cell, and the forgery section run
+    against a real classmate (alice, here in the test process) on the shared stack."""
+    from tests.test_catch_up import _section_from, _top_cells
+    from tests.test_rerun import _client, _read, _run_cell
+
+    alice = register_learner(class_stack, "alice", tmp_path / "learners")
+    bob = register_learner(class_stack, "bob", tmp_path / "learners")
+    classmate = _Classmate(alice, bob.user_id)
+    classmate.thread.start()
+    notebook = _read(next(NOTEBOOKS_DIR.glob("05_*.ipynb")))
+    top = _top_cells(notebook)
+    notebook.cells[top[0]].source += f"\nclassmate = {alice.user_id!r}"
+    start = next(i for i, cell in enumerate(notebook.cells) if "import lab05" in cell.source)
+    client = _client(notebook)
+    try:
+        with client.setup_kernel(env=bob.env):
+            for index in top + _section_from(notebook, start):
+                _run_cell(client, notebook.cells[index], index, "after a restart, in a class")
+    finally:
+        classmate.stop.set()
+        classmate.thread.join(timeout=60)
+    assert classmate.failure is None, f"the classmate failed: {classmate.failure!r}"
+    shown = "\n".join(
+        "".join(output.get("text", ""))
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+    assert "bob wrote origin='alice'; alice received origin='bob'" in shown
