@@ -84,6 +84,8 @@ WHERE = {
 }
 
 
+# Each learner id's sandbox side (own_server_side), kept for a cell that runs again.
+_SANDBOX_SIDES: dict[str, tuple[Settings, Client, Any]] = {}
 # The shared stack's settings a kernel had before use_sandbox() moved it to the sandbox.
 _SHARED_ENV_SAVED: dict[str, str] = {}
 
@@ -280,6 +282,9 @@ async def own_server_side(nc: Client, me: str, tap: Any) -> tuple[Settings, Clie
     from labkit.widgets.labs import WireTap
 
     settings = ensure_sandbox("nats", "nsc")
+    kept = _SANDBOX_SIDES.get(me)
+    if kept is not None and kept[1].is_connected:  # the cell runs again: the same side
+        return kept
     creds = Nsc.from_settings(settings).create_user(me).creds
     sandbox_nc = await connect_as(creds, settings=settings, name=f"sandbox twin of {me}")
     sandbox_tap = WireTap(
@@ -289,6 +294,7 @@ async def own_server_side(nc: Client, me: str, tap: Any) -> tuple[Settings, Clie
     )
     await sandbox_tap.start()
     _display(sandbox_tap)
+    _SANDBOX_SIDES[me] = (settings, sandbox_nc, sandbox_tap)
     return settings, sandbox_nc, sandbox_tap
 
 

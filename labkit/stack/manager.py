@@ -176,18 +176,11 @@ class Stack:
         self, names: list[str], *, raise_if_silent: bool = True
     ) -> dict[str, ComponentStatus]:
         """The class's shared stack, checked (never started): each component's status."""
-        if raise_if_silent:
-            found = shared.check_shared(names, self.settings)
-            return {name: ComponentStatus(name, "running", None, found[name]) for name in names}
-        statuses = {}
-        for name in names:
-            try:
-                details = shared.check_shared([name], self.settings)[name]
-            except shared.SharedStackUnavailable as exc:
-                statuses[name] = ComponentStatus(name, "stopped", None, {"problem": str(exc)})
-            else:
-                statuses[name] = ComponentStatus(name, "running", None, details)
-        return statuses
+        found = shared.check_each(names, self.settings, raise_if_silent=raise_if_silent)
+        return {
+            name: ComponentStatus(name, "running" if ok else "stopped", None, details)
+            for name, (ok, details) in found.items()
+        }
 
     def _component(self, name: str) -> Component:
         try:
@@ -307,7 +300,7 @@ class Stack:
             raise
 
     def _spawn(self, name: str, launch: Launch) -> ProcessId:
-        merged = {**os.environ, **self._endpoint_env(), **launch.env}
+        merged = {**os.environ, **shared.endpoint_env(self.settings), **launch.env}
         env = {key: value for key, value in merged.items() if value is not None}
         log_path = self.paths.log_file(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,22 +309,6 @@ class Stack:
         pid = process.spawn(launch.argv, log_path=log_path, env=env, tie_to_parent=not self.detach)
         process.write_pidfile(self.paths.pid_file(name), pid, launch.argv)
         return pid
-
-    def _endpoint_env(self) -> dict[str, str | None]:
-        """The endpoints of this Stack's settings, for its children (None: unset).
-
-        A kernel in a class has the shared stack's endpoints in its environment; a
-        private sandbox it starts must not hand those to its own processes.
-        """
-        settings = self.settings
-        return {
-            "LABKIT_CLASSROOM": "1" if settings.classroom else None,
-            "LABKIT_NATS_URL": settings.nats.url,
-            "LABKIT_NATS_WS_URL": settings.nats.ws_url,
-            "LABKIT_AUTH_URL": settings.auth.url,
-            "LABKIT_S3_ENDPOINT": settings.s3.endpoint,
-            "LABKIT_NSC_SERVICE_URL": settings.nsc.service_url,
-        }
 
     def _wait_healthy(self, name: str, launch: Launch, pid: ProcessId, records: Records) -> None:
         component = self._component(name)

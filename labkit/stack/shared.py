@@ -74,6 +74,37 @@ def check_shared(names: list[str], settings: Settings) -> dict[str, dict[str, An
     return answered
 
 
+def check_each(
+    names: list[str], settings: Settings, *, raise_if_silent: bool = True
+) -> dict[str, tuple[bool, dict[str, Any]]]:
+    """Each component: (answers, details); raises for the silent ones if `raise_if_silent`."""
+    if raise_if_silent:
+        return {name: (True, details) for name, details in check_shared(names, settings).items()}
+    found: dict[str, tuple[bool, dict[str, Any]]] = {}
+    for name in names:
+        try:
+            found[name] = (True, check_shared([name], settings)[name])
+        except SharedStackUnavailable as exc:
+            found[name] = (False, {"problem": str(exc)})
+    return found
+
+
+def endpoint_env(settings: Settings) -> dict[str, str | None]:
+    """The endpoints of `settings`, for the processes a Stack starts (None: unset).
+
+    A kernel in a class has the shared stack's endpoints in its environment; a private
+    sandbox it starts must not hand those to its own processes.
+    """
+    return {
+        "LABKIT_CLASSROOM": "1" if settings.classroom else None,
+        "LABKIT_NATS_URL": settings.nats.url,
+        "LABKIT_NATS_WS_URL": settings.nats.ws_url,
+        "LABKIT_AUTH_URL": settings.auth.url,
+        "LABKIT_S3_ENDPOINT": settings.s3.endpoint,
+        "LABKIT_NSC_SERVICE_URL": settings.nsc.service_url,
+    }
+
+
 def _missing(variable: str) -> tuple[str, dict[str, Any]]:
     return (
         f"{variable} is not set; the class's spawner sets it (open JupyterLab through the "

@@ -19,7 +19,7 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _classroom(home: Path, **env: str) -> Settings:
+def _classroom(home: Path, **env: object) -> Settings:
     return Settings(home=home, classroom=True, _env_prefix="LABKIT_TEST_UNUSED_", **env)  # type: ignore[arg-type]
 
 
@@ -90,3 +90,22 @@ def test_the_server_check_says_it_needs_the_login(
     settings = _classroom(tmp_path / "home", nats={"url": class_stack.url("nats")})
     with pytest.raises(SharedStackUnavailable, match="server: cannot be asked without your login"):
         Stack(settings).ensure("server")
+
+
+def test_status_reports_a_silent_shared_stack_without_raising(tmp_path: Path) -> None:
+    port = _closed_port()
+    settings = _classroom(tmp_path / "home", auth={"url": f"http://127.0.0.1:{port}"})
+    statuses = Stack(settings).status()
+    assert statuses["auth"].state == "stopped"
+    assert "the auth service does not answer" in statuses["auth"].details["problem"]
+    assert "LABKIT_NATS_URL is not set" in statuses["nats"].details["problem"]
+
+
+def test_a_sandbox_hands_its_processes_its_own_endpoints(tmp_path: Path) -> None:
+    from labkit.stack.shared import endpoint_env
+
+    sandbox = Settings(home=tmp_path / "sandbox", _env_prefix="LABKIT_TEST_UNUSED_")
+    assert set(endpoint_env(sandbox).values()) == {None}, "the class's endpoints must be unset"
+    shared = _classroom(tmp_path / "home", nats={"url": "nats://127.0.0.1:4222"})
+    assert endpoint_env(shared)["LABKIT_CLASSROOM"] == "1"
+    assert endpoint_env(shared)["LABKIT_NATS_URL"] == "nats://127.0.0.1:4222"
