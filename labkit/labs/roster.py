@@ -3,9 +3,9 @@
 A learner sends `EchoRequest(message=<display name>)` on `<user>.roster`. The server
 records the sender, read from the *subject* (NATS lets a user publish under its own
 id only, so nobody can announce someone else), and answers
-`EchoResponse(message=<JSON list of {"id", "name"}>)`: everyone who announced
-themselves in the last `ONLINE` seconds, the sender included. The display name is
-whatever the learner typed (shortened); the id is the identity.
+`EchoResponse(message=<JSON list of {"id", "name", "ago"}>)`: everyone who announced
+themselves in the last `ONLINE_SECONDS`, the sender included, with the seconds since.
+The display name is whatever the learner typed (shortened); the id is the identity.
 
 Each learner has one entry (a new announcement replaces it), so the roster grows
 with the class, never with one learner's messages. With several application server
@@ -20,7 +20,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 
@@ -35,6 +35,9 @@ ONLINE_SECONDS = 120.0  # an announcement keeps a learner on the roster this lon
 MAX_NAME = 40
 MAX_ENTRIES = 10_000  # learners, not messages: one entry each
 ANNOUNCE_EVERY = 0.5  # seconds between announcements while waiting for a classmate
+# Partners are picked among the learners waiting right now (they announce every
+# ANNOUNCE_EVERY s), not everyone seen in the last ONLINE_SECONDS.
+WAITING_SECONDS = 5.0
 
 router = Router("roster")
 
@@ -45,6 +48,7 @@ class Classmate:
 
     id: str
     name: str
+    ago: float = field(default=0.0, compare=False)  # seconds since their last announcement
 
 
 class Roster:
@@ -71,7 +75,8 @@ class Roster:
         horizon = self._clock() - self.online_seconds
         for user in [user for user, (_, at) in self._seen.items() if at < horizon]:
             del self._seen[user]
-        return [Classmate(user, name) for user, (name, _) in self._seen.items()]
+        now = self._clock()
+        return [Classmate(user, name, now - at) for user, (name, at) in self._seen.items()]
 
 
 register_dependency(Roster)
@@ -86,7 +91,7 @@ def clean_name(name: str) -> str:
 @router.subscribe(any_user(ROSTER))
 async def roster(announcement: EchoRequest, user: CurrentUser, seen: Roster) -> EchoResponse:
     seen.announce(user, announcement.message)
-    online = [{"id": mate.id, "name": mate.name} for mate in seen.online()]
+    online = [{"id": mate.id, "name": mate.name, "ago": mate.ago} for mate in seen.online()]
     return EchoResponse(message=json.dumps(online))
 
 
@@ -95,7 +100,10 @@ async def announce(nc: Client, user: str, name: str, timeout: float = 2.0) -> li
     answer = await request(
         nc, user_subject(user, ROSTER), EchoRequest(message=name), EchoResponse, timeout
     )
-    return [Classmate(str(entry["id"]), str(entry["name"])) for entry in json.loads(answer.message)]
+    return [
+        Classmate(str(entry["id"]), str(entry["name"]), float(entry.get("ago", 0.0)))
+        for entry in json.loads(answer.message)
+    ]
 
 
 async def find_classmate(
@@ -119,7 +127,8 @@ async def find_classmate(
         if prefer:
             chosen = [mate for mate in online if mate.id != user and prefer in (mate.id, mate.name)]
         elif mutual:
-            chosen = [mate for mate in [partner_of(user, online)] if mate is not None]
+            waiting = [mate for mate in online if mate.ago <= WAITING_SECONDS]
+            chosen = [mate for mate in [partner_of(user, waiting)] if mate is not None]
         else:
             chosen = [mate for mate in online if mate.id != user]
         if chosen:

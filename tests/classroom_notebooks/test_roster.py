@@ -103,3 +103,20 @@ def test_a_learner_cannot_announce_a_classmate(class_stack: Stack, tmp_path: Pat
     # A name is only a name: mallory's entry says "victim's id" as its name, under her id.
     assert Classmate(mallory.user_id, victim.user_id) in online
     assert Classmate(victim.user_id, "the real victim") in with_victim
+
+
+def test_partners_are_picked_among_those_waiting_now() -> None:
+    """Someone seen a minute ago (in another notebook) is online, but not waiting."""
+    from labkit.labs.roster import WAITING_SECONDS
+
+    clock = Clock()
+    roster = Roster(clock=clock)
+    roster.announce("a", "gone to notebook 07")
+    clock.now = 60
+    roster.announce("b", "waiting")
+    roster.announce("c", "waiting too")
+    online = roster.online()
+    assert [(mate.id, mate.ago) for mate in online] == [("a", 60), ("b", 0), ("c", 0)]
+    waiting = [mate for mate in online if mate.ago <= WAITING_SECONDS]
+    assert partner_of("b", online) == Classmate("a", "gone to notebook 07")
+    assert partner_of("b", waiting) == Classmate("c", "waiting too")
