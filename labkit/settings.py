@@ -109,6 +109,8 @@ class NscSettings(BaseModel):
         # Exercise progress reports and a learner's own records (labkit.classroom).
         "*.progress",
         "*.progress.mine",
+        # Who is in the class now (labkit.labs.roster).
+        "*.roster",
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
@@ -354,6 +356,11 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path(".labkit"), description="the stack's data directory")
+    classroom: bool = Field(
+        False,
+        description="use a class's shared stack (LABKIT_NATS_URL, LABKIT_AUTH_URL, "
+        "LABKIT_S3_ENDPOINT): check that it answers, start none of it",
+    )
     nats: NatsSettings = NatsSettings()
     nsc: NscSettings = NscSettings()
     database: DatabaseSettings = DatabaseSettings()
