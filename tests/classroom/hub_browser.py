@@ -131,6 +131,12 @@ def start_run_above(notebook: NotebookPage, index: int) -> None:
     notebook.panel.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=30_000)
 
 
+def start_run_all(notebook: NotebookPage) -> None:
+    """Run → Run All Cells, returning once the cells are queued (see start_run_above)."""
+    notebook.menu("Run", "runmenu:run-all")
+    notebook.panel.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=30_000)
+
+
 def type_into_cell(notebook: NotebookPage, index: int, code: str) -> None:
     """Replace cell `index`'s source by typing `code` key by key, as a learner does:
     each line without its indentation (the editor indents after a `:` itself; a

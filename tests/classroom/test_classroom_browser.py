@@ -31,6 +31,7 @@ from tests.classroom.hub_browser import (
     chromium,
     save_screenshot,
     start_run_above,
+    start_run_all,
     submit_login,
     type_into_cell,
 )
@@ -41,6 +42,7 @@ __all__ = ["chromium", "classroom_hub"]  # fixtures
 pytestmark = [pytest.mark.soak, pytest.mark.browser]
 
 NOTEBOOK_03 = "03_identified_echo.ipynb"
+NOTEBOOK_05 = "05_ping_pong.ipynb"
 DASHBOARD = "/services/dashboard/"
 # A page's wait for something the dashboard shows after its next poll.
 DASHBOARD_WAIT_MS = 60_000
@@ -144,6 +146,30 @@ def test_a_class_in_chromium_learners_pass_an_exercise_the_instructor_watches(
             verdict = _cell_text(notebook, check)
             assert "Correct" in verdict, f"{email}'s check says: {verdict}"
             notebook.screenshot(SCREENSHOTS / f"classroom-{email.split('.')[0]}-03.png")
+
+        # Two of them ping-pong: notebook 05 in a class pairs each with a classmate from
+        # the roster of who runs it (only these two), each playing bob to the other's alice.
+        pair = learners[:2]
+        ping_pong = {}
+        for learner in pair:
+            notebook = NotebookPage(learner.page, labs[learner.email], NOTEBOOK_05)  # type: ignore[arg-type]
+            notebook.open()
+            ping_pong[learner.email] = notebook
+        for notebook in ping_pong.values():
+            start_run_all(notebook)
+        for notebook in ping_pong.values():
+            notebook.wait_until_done()
+        for me, mate in (pair, pair[::-1]):
+            notebook = ping_pong[me.email]
+            problems = notebook.problems()
+            assert not problems, f"{me.email}'s notebook 05:\n" + "\n".join(problems)
+            shown = "\n".join(_cell_text(notebook, index) for index in range(len(notebook.cells())))
+            assert f"your classmate {mate.email.split('@')[0]!r} plays alice" in shown, shown
+            assert f"alice  is {_user_id(hub, mate.email)} on the bus" in shown
+            assert f"bob    is {_user_id(hub, me.email)} on the bus" in shown
+            assert "bob wrote origin='alice'; alice received origin='bob'" in shown
+            assert "ok: alice and bob chatted; bob could not speak as alice" in shown
+            notebook.screenshot(SCREENSHOTS / f"classroom-{me.email.split('.')[0]}-05.png")
 
         # The instructor's dashboard: the three online, exercise 1 passed.
         teacher = chromium.person(teacher_email)
