@@ -11,6 +11,12 @@ sent between the first request of a burst and its last answer count as "during".
 Client processes of their own: bob's event loop must not be the one that reads
 alice's 20,000 answers, or his latency would measure the client, not the server.
 
+Each burst line also shows the labkit server's CPU time against the burst's wall
+time, and how busy the whole machine was: on a shared machine a server that gets a
+fraction of a core reads a burst that much slower, whatever its code does.
+`--before DIR` also runs the labkit server of another checkout (DIR holds its
+`labkit/`), alternating with this one (`--rounds`), for before/after figures.
+
 Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
 <= 50x his p50 alone.
 
@@ -18,7 +24,7 @@ Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
 store), bob's does not; this is where serving in arrival order hurts most.
 
     .venv/bin/python bench/bench_fairness.py [--alone 3] [--bursts 3] [--sizes 5000,20000]
-        [--work-ms 0]
+        [--work-ms 0] [--before DIR --rounds 2]
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.msg import Msg
+from proc_stats import cpu_seconds, load_average, machine_busy_seconds
 
 from labkit.client import connect_as
 from labkit.error_replies import LABKIT_CODE_HEADER
@@ -114,6 +121,9 @@ async def _alice(creds_file: Path, count: int, subject: str) -> None:
     inbox = f"{nc.new_inbox()}.burst"
     await nc.subscribe(f"{inbox}.*", cb=on_answer, pending_msgs_limit=10 * count)
     await nc.flush()
+    # Connected: the benchmark notes the CPU used so far, then says go.
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     started = time.time()
     for n in range(count):
         await nc.publish(subject, PAYLOAD, reply=f"{inbox}.{n}")
@@ -165,29 +175,61 @@ def _figures(latencies: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[98], max(latencies)
 
 
-async def _burst(creds_file: Path, count: int, work_ms: float) -> dict[str, float]:
+@dataclass
+class Burst:
+    answers: dict[str, float]  # alice's report: started, ended, served, busy, other
+    server_cpu: float  # the labkit server's CPU seconds from go to alice's report
+    machine_busy: float  # the machine's busy CPU seconds (all cores), same window
+    wall: float  # that window's wall time
+
+
+async def _burst(creds_file: Path, count: int, work_ms: float, server_pid: int) -> Burst:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--alice", str(count), "--creds", str(creds_file),
         "--work-ms", str(work_ms),
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stdin=subprocess.PIPE,
     )  # fmt: skip
-    out, _ = await process.communicate()
-    if process.returncode != 0:
+    assert process.stdout is not None and process.stdin is not None
+    if (await process.stdout.readline()).strip() != b"ready":
+        raise RuntimeError(f"alice's burst of {count} did not start")
+    cpu, machine, began = cpu_seconds(server_pid), machine_busy_seconds(), time.time()
+    process.stdin.write(b"go\n")
+    await process.stdin.drain()
+    line = await process.stdout.readline()
+    used = cpu_seconds(server_pid) - cpu, machine_busy_seconds() - machine, time.time() - began
+    await process.wait()
+    if process.returncode != 0 or not line:
         raise RuntimeError(f"alice's burst of {count} failed ({process.returncode})")
-    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return Burst(json.loads(line.decode()), *used)
 
 
-async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) -> None:
-    nsc = Nsc.from_settings(settings)
-    bob_creds = nsc.create_user(BOB).creds
-    alice_file = workdir / "alice.creds"
-    alice_file.write_text(nsc.create_user(ALICE).creds)
+@dataclass
+class Figures:
+    """One server's run: bob alone, bob during each burst size, alice's bursts."""
+
+    alone: list[float]
+    during: dict[int, list[float]]
+    bursts: dict[int, list[Burst]]
+
+
+async def _run_server(
+    settings: Settings,
+    workdir: Path,
+    args: argparse.Namespace,
+    bob_creds: str,
+    alice_file: Path,
+    before: Path | None,
+) -> Figures:
     ready = workdir / "server.ready"
+    ready.unlink(missing_ok=True)
     argv = [sys.executable, __file__, "--serve", "--ready-file", str(ready)]
     argv += ["--work-ms", str(args.work_ms)]
-    if args.profile:
+    if args.profile and before is None:
         argv += ["--profile-out", str(args.profile)]
-    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if before is not None:  # the other checkout's labkit, ahead of the installed one
+        env["PYTHONPATH"] = str(before)
+    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not ready.exists():
@@ -199,14 +241,15 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
         await asyncio.sleep(0.5)  # warm-up
         start = time.time()
         await asyncio.sleep(args.alone)
-        alone = bob.between(start, time.time())
-        during: dict[int, list[float]] = {}
-        bursts: dict[int, list[dict[str, float]]] = {}
+        figures = Figures(bob.between(start, time.time()), {}, {})
         for size in args.sizes:
             for _ in range(args.bursts):
-                burst = await _burst(alice_file, size, args.work_ms)
-                bursts.setdefault(size, []).append(burst)
-                during.setdefault(size, []).extend(bob.between(burst["started"], burst["ended"]))
+                burst = await _burst(alice_file, size, args.work_ms, server.pid)
+                figures.bursts.setdefault(size, []).append(burst)
+                answers = burst.answers
+                figures.during.setdefault(size, []).extend(
+                    bob.between(answers["started"], answers["ended"])
+                )
                 await asyncio.sleep(args.pause)
         bob.stop()
         await asyncio.wait_for(asking, TIMEOUT)
@@ -217,20 +260,20 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    return figures
 
-    p50, p99, worst = _figures(alone)
-    defaults = settings.server
-    if args.work_ms:
-        print(f"Alice's handler waits {args.work_ms} ms (I/O); bob's is the plain echo.")
-    print(
-        f"Bounds: max_in_flight {defaults.max_in_flight}, user_max_in_flight "
-        f"{defaults.user_max_in_flight}, user_max_queued {defaults.user_max_queued}\n"
-    )
+
+def _report(name: str, figures: Figures, args: argparse.Namespace) -> None:
+    p50, p99, worst = _figures(figures.alone)
+    print(f"\n### {name}\n")
     print("| bob | samples | p50 ms | p99 ms | max ms | p99 / alone p99 | max / alone p50 |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| alone | {len(alone)} | {p50 * 1e3:.2f} | {p99 * 1e3:.2f} | {worst * 1e3:.2f} | | |")
+    print(
+        f"| alone | {len(figures.alone)} | {p50 * 1e3:.2f} | {p99 * 1e3:.2f} "
+        f"| {worst * 1e3:.2f} | | |"
+    )
     verdicts = []
-    for size, latencies in during.items():
+    for size, latencies in figures.during.items():
         b50, b99, bmax = _figures(latencies)
         ratio99, ratio_max = b99 / p99, bmax / p50
         print(
@@ -243,17 +286,51 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
             f"(target <= 50: {'meets' if ratio_max <= 50 else 'MISSES'})"
         )
     print()
-    for size, runs in bursts.items():
+    for size, runs in figures.bursts.items():
         for run in runs:
+            answers, wall = run.answers, run.wall
             print(
-                f"alice {size:,}: {run['served']:,.0f} served, {run['busy']:,.0f} busy, "
-                f"{run['other']:,.0f} other, all answered in "
-                f"{(run['ended'] - run['started']) * 1e3:,.0f} ms"
+                f"alice {size:,}: {answers['served']:,.0f} served, {answers['busy']:,.0f} busy, "
+                f"{answers['other']:,.0f} other, all answered in "
+                f"{(answers['ended'] - answers['started']) * 1e3:,.0f} ms; labkit server CPU "
+                f"{run.server_cpu * 1e3:,.0f} ms in {wall * 1e3:,.0f} ms "
+                f"({run.server_cpu / wall:.0%} of a core), machine busy "
+                f"{run.machine_busy / wall:.1f} of {os.cpu_count()} cores"
             )
     print()
     print("\n".join(verdicts))
+
+
+async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) -> None:
+    nsc = Nsc.from_settings(settings)
+    bob_creds = nsc.create_user(BOB).creds
+    alice_file = workdir / "alice.creds"
+    alice_file.write_text(nsc.create_user(ALICE).creds)
+    servers: list[tuple[str, Path | None]] = [("this checkout", None)]
+    if args.before:
+        servers.append((f"before ({args.before})", args.before))
+    results: dict[str, list[Figures]] = {name: [] for name, _ in servers}
+    load = [load_average()]
+    for round_ in range(args.rounds):
+        # Alternating (ABBA) so a drifting machine hits both alike.
+        for name, before in servers if round_ % 2 == 0 else servers[::-1]:
+            figures = await _run_server(settings, workdir, args, bob_creds, alice_file, before)
+            results[name].append(figures)
+    load.append(load_average())
+
+    defaults = settings.server
+    if args.work_ms:
+        print(f"Alice's handler waits {args.work_ms} ms (I/O); bob's is the plain echo.")
+    print(
+        f"Bounds: max_in_flight {defaults.max_in_flight}, user_max_in_flight "
+        f"{defaults.user_max_in_flight}, user_max_queued {defaults.user_max_queued}; "
+        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+    )
+    for name, runs in results.items():
+        for number, figures in enumerate(runs, 1):
+            _report(f"{name}, round {number}" if len(runs) > 1 else name, figures, args)
     if args.profile:
-        print("\ncProfile of the labkit server over the whole run:")
+        print("\ncProfile of the labkit server (this checkout) over the whole run:")
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
 
 
@@ -264,6 +341,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,20000", help="burst sizes, comma-separated")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between bursts")
     parser.add_argument("--profile", type=Path, help="also cProfile the labkit server into FILE")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run the labkit server of another checkout (DIR holds its labkit/), "
+        "alternating with this one",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each server")
     parser.add_argument(
         "--work-ms",
         type=float,

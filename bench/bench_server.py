@@ -29,6 +29,10 @@ Each row also shows the responder process's own CPU time per request (user + sys
 from /proc/<pid>/stat): on a shared machine it is far steadier than requests/s,
 which any other load on the cores moves from run to run.
 
+`--before DIR` adds a third responder, alternating with the other two: the labkit
+server of another checkout (DIR holds its `labkit/` package, imported ahead of the
+installed one), for before/after figures from the same run.
+
 Then the labkit server's RSS (VmRSS) in a fresh subprocess after 10,000 and after
 100,000 requests, 200 in flight. `--profile FILE` also runs the labkit server
 under cProfile for one 200-in-flight run and prints where its time goes.
@@ -56,6 +60,7 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client, RawCredentials
 from nats.aio.msg import Msg
+from proc_stats import cpu_seconds, load_average, rss_bytes
 
 from labkit.client import connect_as
 from labkit.discovery import nats_url
@@ -73,10 +78,11 @@ SUBJECT = f"{USER}.echo"
 PAYLOAD = EchoRequest(message="hello").SerializeToString()
 EXPECTED = "echo hello"
 RESPONDERS = ("bare", "labkit")
+# `--before DIR`: also the labkit server of another checkout (DIR holds its labkit/).
+BEFORE = "before"
 TIMEOUT = 10.0
 STARTUP_TIMEOUT = 30.0
 MIB = 1024 * 1024
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the responders (run in a subprocess: `--serve bare|labkit`) -------------------
@@ -194,18 +200,27 @@ async def _pipelined(nc: Client, count: int, in_flight: int) -> Result:
 class Responder:
     """One responder subprocess; only one runs at a time."""
 
-    def __init__(self, mode: str, workdir: Path, profile: Path | None = None) -> None:
+    def __init__(
+        self, mode: str, workdir: Path, profile: Path | None = None, before: Path | None = None
+    ) -> None:
         self.mode = mode
+        self.before = before
         self.ready = workdir / f"{mode}.ready"
         self.profile = profile
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
         self.ready.unlink(missing_ok=True)
-        argv = [sys.executable, __file__, "--serve", self.mode, "--ready-file", str(self.ready)]
+        mode = "labkit" if self.mode == BEFORE else self.mode
+        argv = [sys.executable, __file__, "--serve", mode, "--ready-file", str(self.ready)]
         if self.profile is not None:
             argv += ["--profile-out", str(self.profile)]
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if self.mode == BEFORE:
+            assert self.before is not None
+            # Ahead of the installed (editable) labkit: the other checkout's is imported.
+            env["PYTHONPATH"] = str(self.before)
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self.ready.exists():
             if self.process.poll() is not None:
@@ -218,16 +233,12 @@ class Responder:
     def rss(self) -> int:
         """Resident memory of the responder process, in bytes (VmRSS)."""
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        return rss_bytes(self.process.pid)
 
     def cpu(self) -> float:
         """CPU seconds (user + system) the responder process has used so far."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -298,18 +309,22 @@ def _median(results: list[Result]) -> Result:
 
 async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) -> None:
     creds = Nsc.from_settings(settings).create_user(USER).creds
+    modes = (*RESPONDERS, BEFORE) if args.before else RESPONDERS
     nc = await connect_as(creds, settings=settings)
+    load = [load_average()]
     try:
         runs: dict[str, dict[str, list[Result]]] = {
-            mode: {"sequential": [], "pipelined": []} for mode in RESPONDERS
+            mode: {"sequential": [], "pipelined": []} for mode in modes
         }
         for run in range(args.runs):
-            # ABBA: bare, labkit, labkit, bare, ... so a drifting machine hits both alike.
-            order = RESPONDERS if run % 2 == 0 else RESPONDERS[::-1]
+            # ABBA: bare, labkit, labkit, bare, ... so a drifting machine hits all alike.
+            order = modes if run % 2 == 0 else modes[::-1]
             for mode in order:
-                sequential, pipelined = await _measure(nc, Responder(mode, workdir), args)
+                responder = Responder(mode, workdir, before=args.before)
+                sequential, pipelined = await _measure(nc, responder, args)
                 runs[mode]["sequential"].append(sequential)
                 runs[mode]["pipelined"].append(pipelined)
+        load.append(load_average())
         memory = await _memory(nc, workdir, args) if args.memory_total else None
         if args.profile:
             await _profile(nc, workdir, args.profile, args)
@@ -321,29 +336,37 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
         "pipelined": f"{args.in_flight} in flight (n={args.pipelined})",
     }
     medians = {mode: {kind: _median(rs) for kind, rs in by.items()} for mode, by in runs.items()}
-    print(f"Medians of {args.runs} runs; CPU is the responder process's own (user + system).\n")
-    print("| responder | mode | req/s | p50 ms | p99 ms | responder CPU µs/req |")
+    print(
+        f"Medians of {args.runs} runs; CPU is the responder process's own (user + system); "
+        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end."
+    )
+    if args.before:
+        print(f"before: the labkit server of {args.before}")
+    print("\n| responder | mode | req/s | p50 ms | p99 ms | responder CPU µs/req |")
     print("|---|---|---|---|---|---|")
     for kind, label in labels.items():
-        for mode in RESPONDERS:
+        for mode in modes:
             r = medians[mode][kind]
             print(
                 f"| {mode} | {label} | {r.rate:,.0f} | {r.p50 * 1e3:.3f} | {r.p99 * 1e3:.3f} "
                 f"| {r.cpu * 1e6:.0f} |"
             )
     print()
-    for kind, target in (("sequential", 0.9), ("pipelined", 0.85)):
-        ratio = medians["labkit"][kind].rate / medians["bare"][kind].rate
-        verdict = "meets" if ratio >= target else "BELOW"
-        each = ", ".join(
-            f"{lab.rate / bare.rate:.2f}"
-            for lab, bare in zip(runs["labkit"][kind], runs["bare"][kind], strict=True)
-        )
-        cpu = medians["labkit"][kind].cpu / medians["bare"][kind].cpu
-        print(
-            f"labkit/bare req/s, {labels[kind]}: {ratio:.2f} "
-            f"(target >= {target}: {verdict}; per run: {each}); responder CPU/req: {cpu:.2f}x"
-        )
+    for mode in modes[1:]:
+        for kind, target in (("sequential", 0.9), ("pipelined", 0.85)):
+            ratio = medians[mode][kind].rate / medians["bare"][kind].rate
+            verdict = "meets" if ratio >= target else "BELOW"
+            each = ", ".join(
+                f"{lab.rate / bare.rate:.2f}"
+                for lab, bare in zip(runs[mode][kind], runs["bare"][kind], strict=True)
+            )
+            cpu = medians[mode][kind].cpu / medians["bare"][kind].cpu
+            cpu_verdict = "meets" if cpu <= 1.5 else "ABOVE"
+            print(
+                f"{mode}/bare req/s, {labels[kind]}: {ratio:.2f} "
+                f"(target >= {target}: {verdict}; per run: {each}); "
+                f"responder CPU/req: {cpu:.2f}x (target <= 1.5: {cpu_verdict})"
+            )
     if memory is not None:
         at_start, first, total = memory
         growth = (total - first) / first * 100
@@ -371,6 +394,12 @@ def main() -> None:
     parser.add_argument("--memory-total", type=int, default=100_000, help="0 skips memory")
     parser.add_argument("--profile", type=Path, help="also cProfile the labkit server into FILE")
     parser.add_argument("--profile-lines", type=int, default=30)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also measure the labkit server of another checkout: DIR holds its labkit/ "
+        "(e.g. `git archive <commit> labkit | tar -x -C DIR`)",
+    )
     # Internal: run one responder (the benchmark starts these itself).
     parser.add_argument("--serve", choices=RESPONDERS, help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)

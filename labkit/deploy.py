@@ -10,6 +10,9 @@ The folder it writes (default `docker/generated/`, git-ignored):
     nats/tls/server.crt, .key     the browsers' wss:// certificate (self-signed unless yours)
     secrets/nsc-service.token     the NSC service's bearer token (0600), copied from .env
     secrets/auth-jwt.secret       the auth service's JWT signing secret (0600), from .env
+    secrets/jupyterhub-crypt.key  the hub's auth_state key (0600), from .env
+    secrets/jupyterhub-cookie.secret  the hub's cookie secret (0600), from .env
+    learners/                     the hub's learner files, one folder per learner (0700)
 
 `.env` is the one place the secrets live: a second run keeps them (`rotate=True`
 makes new ones) and writes the other files from it again. The rendering functions
@@ -56,7 +59,14 @@ SECRET_KEYS = (
     "NSC_SERVICE_TOKEN",
     "AUTH_JWT_SECRET",
     "JUPYTER_TOKEN",
+    "JUPYTERHUB_CRYPT_KEY",
+    "JUPYTERHUB_COOKIE_SECRET",
 )
+# The hub's secrets, as files the hub service mounts (compose secrets), never env.
+HUB_SECRET_FILES = {
+    "JUPYTERHUB_CRYPT_KEY": "jupyterhub-crypt.key",
+    "JUPYTERHUB_COOKIE_SECRET": "jupyterhub-cookie.secret",
+}
 # Everything compose.yaml reads from .env: the secrets and what follows from them.
 ENV_KEYS = (
     "LABKIT_DEPLOY_DIR",
@@ -178,6 +188,9 @@ def generate_secrets() -> dict[str, str]:
         "NSC_SERVICE_TOKEN": secrets.token_urlsafe(32),
         "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
         "JUPYTER_TOKEN": secrets.token_urlsafe(24),
+        # JupyterHub reads both as 32 bytes, hex-encoded.
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        "JUPYTERHUB_COOKIE_SECRET": secrets.token_hex(32),
     }
 
 
@@ -270,6 +283,11 @@ def write_deploy_config(
     secrets_dir = out / "secrets"
     write_private(secrets_dir / container.nsc_token_file.name, chosen["NSC_SERVICE_TOKEN"])
     write_private(secrets_dir / container.auth_secret_file.name, chosen["AUTH_JWT_SECRET"])
+    for key, name in HUB_SECRET_FILES.items():
+        write_private(secrets_dir / name, chosen[key])
+    # The hub writes each learner's login here (as a 0600 file in a folder of its own,
+    # mounted into that learner's container only).
+    (out / "learners").mkdir(mode=0o700, exist_ok=True)
 
     nats_dir = out / "nats"
     write_atomic(nats_dir / "operator.jwt", setup.operator_jwt + "\n")

@@ -109,6 +109,8 @@ class NscSettings(BaseModel):
         # Exercise progress reports and a learner's own records (labkit.classroom).
         "*.progress",
         "*.progress.mine",
+        # Who is in the class now (labkit.labs.roster).
+        "*.roster",
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
@@ -229,7 +231,8 @@ class ServerSettings(BaseModel):
         timedelta(milliseconds=250), gt=timedelta(0), description="the retry hint of `busy`"
     )
     # What nats-py holds per subscription before the scheduler sorts it (it drops past
-    # these, as a slow consumer): far above a burst, since sorting takes microseconds.
+    # these, as a slow consumer): far above a burst. Route messages normally skip that
+    # queue (labkit.server.wire's lanes); it holds what arrives before a lane is added.
     receive_pending_msgs: int = Field(200_000, ge=1000)
     receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
     # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.
@@ -282,6 +285,9 @@ class S3Settings(BaseModel):
     secure: bool = Field(False, description="use TLS (https) for the endpoint")
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=0, le=65535, description="the embedded server's preferred port")
+    # nanio's event loop waits in fsync for every write: for a class, several processes
+    # (one socket, uvicorn workers) keep one learner's write from holding up the others.
+    workers: int = Field(1, ge=1, le=16, description="the embedded server's processes")
     bucket: str = Field("labkit-files", description="one bucket; each user has a prefix in it")
     url_expiry: Duration = Field(timedelta(hours=2), gt=timedelta(0))
     max_image_pixels: int = Field(25_000_000, ge=1)
@@ -316,6 +322,9 @@ class StreamSettings(BaseModel):
     # Deliveries of a request whose answer could not be stored (each retried after 1, 2,
     # 4, ... 30 s); the next one stores an `undeliverable` error reply instead.
     max_deliveries: int = Field(8, ge=1)
+    # One consumer per learner (their reply consumer) plus the server's. nats-server 2.15
+    # gives a stream that sets none a limit of 1,000: a class of 1,000 would be refused.
+    max_consumers: int = Field(10_000, ge=2, description="the stream's consumers, all users")
     replicas: int | None = Field(
         None, ge=1, le=5, description="default: 3 on a NATS cluster of 3 or more nodes, else 1"
     )
@@ -347,6 +356,11 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path(".labkit"), description="the stack's data directory")
+    classroom: bool = Field(
+        False,
+        description="use a class's shared stack (LABKIT_NATS_URL, LABKIT_AUTH_URL, "
+        "LABKIT_S3_ENDPOINT): check that it answers, start none of it",
+    )
     nats: NatsSettings = NatsSettings()
     nsc: NscSettings = NscSettings()
     database: DatabaseSettings = DatabaseSettings()

@@ -88,6 +88,8 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert server.drain_timeout == timedelta(seconds=4)
     assert (stream.max_msgs_per_user, stream.max_msg_size) == (1_000, 16 << 10)
     assert stream.max_deliveries == 8
+    assert stream.max_consumers == 10_000
+    assert s3.workers == 1
     assert (s3.image_workers, s3.transforms_per_user) == (3, 2)
     assert s3.max_pixels_in_flight == 25_000_000
     assert (s3.image_workers, s3.transforms_per_user) == (3, 2)

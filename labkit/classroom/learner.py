@@ -9,14 +9,13 @@ home starts their own stack). The file is read on each call, never cached: a new
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from labkit.auth.client import Login, NatsGrant
+from labkit.auth.client import Login
+from labkit.auth.client import login_from_answer as answer_to_login
 from labkit.errors import LabkitError
 from labkit.files import write_private
 
@@ -55,7 +54,10 @@ def read_learner_file(path: Path) -> dict[str, Any]:
             "hub's home page (File > Hub Control Panel) to get a new one"
         ) from None
     except (OSError, ValueError) as exc:
-        raise NotInClassroom(f"the learner file {path} cannot be read ({exc})") from None
+        raise NotInClassroom(
+            f"the learner file {path} cannot be read ({exc}): log out of the class's hub and "
+            "in again, which writes it anew"
+        ) from None
     if not isinstance(content, dict):
         raise NotInClassroom(f"the learner file {path} does not hold a login (a JSON object)")
     return content
@@ -66,8 +68,9 @@ def current_login() -> Login:
     path = learner_file()
     if path is None:
         raise NotInClassroom(
-            f"not in classroom mode ({LEARNER_FILE_VARIABLE} is not set): alone, log in "
-            "with labkit.auth.client.AuthClient().login(email, password)"
+            f"not in classroom mode ({LEARNER_FILE_VARIABLE} is not set): in a class, open "
+            "JupyterLab through the class's hub (it logs you in); alone, log in with "
+            "labkit.auth.client.AuthClient().login(email, password)"
         )
     return login_from_answer(read_learner_file(path))
 
@@ -75,26 +78,8 @@ def current_login() -> Login:
 def login_from_answer(content: dict[str, Any]) -> Login:
     """A `Login` from a /login answer (plus `email`), as the learner file holds it."""
     try:
-        nats = content["nats"]
-        expires = nats.get("expires_at")
-        fields: dict[str, Any] = {
-            "user_id": content["user_id"],
-            "email": content["email"],
-            "access_token": content["access_token"],
-            "refresh_token": content["refresh_token"],
-            "nats": NatsGrant(
-                servers=list(nats["servers"]),
-                creds=nats["creds"],
-                expires_at=datetime.fromisoformat(expires) if expires else None,
-                publish=list(nats["publish"]),
-                subscribe=list(nats["subscribe"]),
-            ),
-        }
-    except (KeyError, TypeError, AttributeError) as exc:
+        return answer_to_login(content, str(content["email"]))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise NotInClassroom(
             f"the learner file lacks {exc}; restart your server from the hub's home page"
         ) from None
-    # `role` arrives with the instructor roles; older auth services do not send it.
-    if "role" in {field.name for field in dataclasses.fields(Login)}:
-        fields["role"] = str(content.get("role", "learner"))
-    return Login(**fields)

@@ -15,18 +15,15 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import json
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from labkit.auth.client import Login, login_from_answer
+from labkit.auth.client import Login
+from labkit.classroom.learner import current_login, learner_file
 from labkit.classroom.progress_store import ProgressStore
 from labkit.client import request
 from labkit.error_replies import raise_for_error
@@ -40,7 +37,6 @@ log = logging.getLogger("labkit.classroom.progress")
 # The longest a check waits for its report (connect, send, answer): a stack that is
 # away costs a check at most this.
 REPORT_TIMEOUT = 2.0
-LEARNER_FILE_VARIABLE = "LABKIT_LEARNER_FILE"
 
 # Checks run per exercise in this kernel (the report's `attempts`).
 _attempts: dict[str, int] = {}
@@ -167,28 +163,10 @@ async def _quiet(_exc: Exception) -> None:
 
 def _classroom_login() -> Login | None:
     """The learner's login in classroom mode, else None (alone: nobody to report to)."""
+    if learner_file() is None:
+        return None
     try:
-        learner: Any = importlib.import_module("labkit.classroom.learner")
-    except ModuleNotFoundError:
-        learner = None
-    try:
-        if learner is not None:
-            if learner.learner_file() is None:
-                return None
-            login: Login = learner.current_login()
-            return login
-        return _login_from_learner_file()
-    except (LabkitError, OSError, ValueError, KeyError, TypeError) as exc:
+        return current_login()
+    except (LabkitError, OSError) as exc:
         log.info("no progress report: the learner file is unusable (%s)", exc)
         return None
-
-
-def _login_from_learner_file() -> Login | None:
-    # The learner file's format is the shared interface (the /login answer plus
-    # `email`); labkit.classroom.learner, where present, reads it instead.
-    path = os.environ.get(LEARNER_FILE_VARIABLE, "").strip()
-    if not path:
-        return None
-    with open(path, encoding="utf-8") as file:
-        content = json.load(file)
-    return login_from_answer(content, str(content["email"]))

@@ -207,10 +207,24 @@ class Exercise(ABC):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
 
+    # What a check runs on besides NATS; in a class they start on the learner's sandbox.
+    sandbox_needs: ClassVar[tuple[str, ...]] = ("nats", "nsc")
+
     @property
     def settings(self) -> Settings:
-        """The stack to check against: the one given, else the environment's (LABKIT_HOME)."""
-        return self._settings or Settings()
+        """The stack to check against: the one given, else the environment's (LABKIT_HOME).
+
+        In a class, checks mint credentials and serve routers, which a learner may not do
+        on the shared stack: they run on the learner's private sandbox, started here.
+        """
+        if self._settings is not None:
+            return self._settings
+        settings = Settings()
+        if settings.classroom:
+            from labkit.classroom.course_mode import ensure_sandbox
+
+            return ensure_sandbox(*self.sandbox_needs)
+        return settings
 
     @property
     def name(self) -> str:

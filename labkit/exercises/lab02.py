@@ -106,6 +106,7 @@ def pattern_matches(pattern: str, subject: str) -> bool:
 
 
 class TryLogin(SyncExercise):
+    sandbox_needs = ("auth",)
     number = 2
     title = "A login that tells a wrong password from a failure"
     answer_name = "try_login"

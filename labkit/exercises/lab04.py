@@ -69,6 +69,7 @@ class CachedEcho:
 
 
 class FreshCache(AsyncExercise):
+    sandbox_needs = ("server",)
     number = 1
     title = "A fresher cache"
     answer_name = "fresh_cache"
@@ -187,6 +188,7 @@ KEY_CASES: tuple[tuple[str, str, bool, str], ...] = (
 
 
 class CacheKey(AsyncExercise):
+    sandbox_needs = ("server",)
     number = 2
     title = "Whose reply is it?"
     answer_name = "cache_key"

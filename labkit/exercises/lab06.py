@@ -98,6 +98,7 @@ def _grey_thumbnail_of(image: Image.Image) -> Image.Image:
 
 
 class GreyThumbnail(AsyncExercise):
+    sandbox_needs = ("server", "objects")
     number = 2
     title = "A chain of transformations"
     answer_name = "grey_thumbnail"

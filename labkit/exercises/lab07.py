@@ -126,6 +126,7 @@ def _require_flushed(result: FlushResult) -> None:
 
 
 class SendOffline(AsyncExercise):
+    sandbox_needs = ("server",)
     number = 1
     title = "A send with no connection"
     answer_name = "send_offline"
@@ -225,6 +226,7 @@ def _check_ids(ids: object, saved: list[int]) -> None:
 
 
 class AfterTheCrash(AsyncExercise):
+    sandbox_needs = ("server",)
     number = 2
     title = "What survives a crash"
     answer_name = "after_restart"

@@ -9,7 +9,7 @@ from nats.aio.client import Client
 from labkit.classroom import progress_routes
 from labkit.classroom.progress_store import ProgressStore
 from labkit.discovery import jetstream_replicas
-from labkit.labs import caching, echo, files, ping_pong, stream_echo
+from labkit.labs import caching, echo, files, ping_pong, roster, stream_echo
 from labkit.labs.directory import NscDirectory, UserDirectory
 from labkit.labs.image_work import ImageWork
 from labkit.labs.reply_consumers import REPLY_ACK_WAIT, ReplyConsumers
@@ -24,7 +24,7 @@ from labkit.settings import Settings
 def lab_router() -> Router:
     """Every lab's routes, as the application server serves them."""
     app = Router("labkit labs")
-    for lab in (echo, caching, ping_pong, stream_echo, files):
+    for lab in (echo, caching, ping_pong, stream_echo, files, roster):
         app.include_router(lab.router)
     # Not a lab: the exercises' progress reports, for the instructor (classroom).
     app.include_router(progress_routes.router)
@@ -52,6 +52,7 @@ def lab_server(settings: Settings | None = None, **options: Any) -> Server:
         settings=settings,
         resources={
             UserDirectory: NscDirectory(Nsc.from_settings(settings)),
+            roster.Roster: roster.Roster(),
             ImageLimits: files.image_limits(settings.s3),
             ImageWork: ImageWork.from_settings(settings.s3),
             files.UploadExpiry: files.UploadExpiry(settings.s3.upload_url_expiry),

@@ -97,6 +97,8 @@ def echo_stream_config(settings: StreamSettings, replicas: int | None = None) ->
         max_msg_size=settings.max_msg_size,
         duplicate_window=settings.duplicate_window.total_seconds(),
         num_replicas=settings.replicas or replicas or 1,
+        # Set, never left to the server: its default (1,000) caps a class's size.
+        max_consumers=settings.max_consumers,
     )
 
 

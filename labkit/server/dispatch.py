@@ -30,6 +30,7 @@ from labkit.error_replies import (
     error_from,
     error_reply,
 )
+from labkit.server.busy import busy_text
 from labkit.server.errors import HandlerError, ReplyNotSent, ReplyTooLarge
 from labkit.server.injection import Delivery, Send
 from labkit.server.router import Route
@@ -148,11 +149,7 @@ async def answer_busy(
     The `busy` reply goes where any reply may go (the sender's own inbox) or nowhere.
     """
     started = time.perf_counter()
-    milliseconds = round(retry_after * 1000)
-    text = (
-        f"busy: you have too many requests waiting on the server; nothing was done, "
-        f"send it again in {milliseconds} ms (and send fewer at once)"
-    )
+    text = busy_text(retry_after)
     if reply is not None and not reply_allowed(route, subject, reply):
         return Outcome(route.name, False, time.perf_counter() - started, text, refused=True)
     sent = await answer_error(send, reply, subject, BUSY, text, 429, retry_after)

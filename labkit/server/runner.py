@@ -1,11 +1,13 @@
 """The application server: connects with its own credentials and serves a Router.
 
 Every route is subscribed in one queue group, so N replicas share the load.
-What arrives is only sorted by user on receipt; a fair scheduler (labkit.server.fair)
-runs it, users in turn, within a global and a per-user bound, and a user whose
-queue is full is answered `busy`. SIGTERM/SIGINT drain gracefully: no new messages
-are taken, the ones already received are served, then it disconnects; whatever
-state NATS is in, within the drain timeout.
+What arrives is only sorted by user on receipt (a route's lane, labkit.server.wire:
+from nats-py's parser straight to the scheduler); a fair scheduler
+(labkit.server.fair) runs it, users in turn, within a global and a per-user bound,
+and a user whose queue is full is answered `busy` (labkit.server.busy).
+SIGTERM/SIGINT drain gracefully: no new messages are taken, the ones already
+received are served, then it disconnects; whatever state NATS is in, within the
+drain timeout.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client, RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -30,19 +33,23 @@ from labkit import __version__
 from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
 from labkit.server import services
+from labkit.server.busy import BusyAnswer
 from labkit.server.consumers import RouteConsumer, ensure_stream
-from labkit.server.dispatch import answer_busy, dispatch
+from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
+from labkit.server.wire import Lane, LaneClient
 from labkit.settings import Settings
 from labkit.subjects import INBOX_PREFIX, first_token, unstored
 
 log = logging.getLogger("labkit.server")
 
 Resource = Callable[[Client], Awaitable[tuple[type, Any]]]
+# A request's headers: parsed (nats-py's Msg), or the raw block a lane passes on.
+AnyHeaders = Headers | bytes | None
 
 
 class Server:
@@ -80,26 +87,31 @@ class Server:
             min(bounds.user_max_in_flight, workers),
             bounds.user_max_queued,
             bounds.busy_backlog,
+            # Reading first: a burst waiting on the connection shortens the workers' turns.
+            unread=self._unread_bytes,
         )
         self._retry_after = bounds.busy_retry_after.total_seconds()
+        self._busy = BusyAnswer(self._retry_after)
         self._subscriptions: list[Subscription] = []
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
         }
-        self.nc: Client | None = None
+        self.nc: LaneClient | None = None
+        self._answering: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Connect, create resources, subscribe every route and the discovery subjects."""
         creds = self._creds or _server_creds(self.settings)
         servers = self._servers or _nats_urls(self.settings)
-        self.nc = await nats.connect(
+        self.nc = LaneClient()
+        await self.nc.connect(
             servers,
             user_credentials=RawCredentials(creds),
             inbox_prefix=f"_INBOX.{user_of(creds)}",
             name=f"{self.identity.name}-{self.identity.id}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps it: a float works
             # Never hear our own messages: a relayed line or a reply the server published
             # must not come back to it as a request from someone else.
             no_echo=True,
@@ -124,15 +136,17 @@ class Server:
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
                 continue
+            receive, lane = self._receivers(route)
             sub = await self.nc.subscribe(
                 route.pattern,
                 queue=self.queue,
-                cb=self._receiver(route),
+                cb=receive,
                 # The receive path only sorts, so this backlog empties fast; a burst must
                 # reach the scheduler (which answers `busy`), not be dropped unanswered.
                 pending_msgs_limit=self.settings.server.receive_pending_msgs,
                 pending_bytes_limit=self.settings.server.receive_pending_bytes,
             )
+            self.nc.add_lane(sub, lane)
             self._subscriptions.append(sub)
         for subject in services.discovery_subjects(self.identity):
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._discovery))
@@ -174,6 +188,7 @@ class Server:
         for sub in self._subscriptions:
             try:
                 await sub.drain()  # type: ignore[no-untyped-call]
+                self.nc.remove_lane(sub)
             except Exception as exc:  # a connection lost while draining: finish what we can
                 log.warning("draining %s: %s: %s", sub.subject, type(exc).__name__, exc)
         await self.scheduler.wait_empty()
@@ -204,26 +219,52 @@ class Server:
             if ready_file is not None:
                 ready_file.unlink(missing_ok=True)
 
-    def _receiver(self, route: Route) -> Callable[[Msg], Awaitable[None]]:
+    def _receivers(self, route: Route) -> tuple[Callable[[Msg], Awaitable[None]], Lane]:
+        """`route`'s receive path: its lane, and the subscription callback behind it."""
         stats = self.stats[route.name]
+        submit = self.scheduler.submit
+        serve = self._serve
+
+        busy = self._busy
 
         async def refuse(user: str, subject: str, reply: str | None) -> None:
-            outcome = await answer_busy(route, subject, reply, self._send, self._retry_after)
-            stats.record_busy(user, outcome.seconds, outcome.refused)
+            # dispatch.answer_busy's answer, from bytes made once (labkit.server.busy).
+            started = time.perf_counter()
+            refused = reply is not None and not reply_allowed(route, subject, reply)
+            if reply is not None and not refused:
+                try:
+                    await self._send_encoded(reply, busy.header_block, busy.body(subject))
+                except Exception as exc:  # the requester may be gone: as answer_error
+                    log.warning(
+                        "could not send the busy reply for %s to %s: %s", subject, reply, exc
+                    )
+            stats.record_busy(user, time.perf_counter() - started, refused)
+
+        def sort(subject: str, reply: str | None, data: bytes, headers: AnyHeaders) -> None:
+            # Only sort here: this runs for every user's message in turn, so anything
+            # slow in it would hold everyone behind one user's burst.
+            user = subject.partition(".")[0]
+            if not submit(
+                user,
+                partial(serve, route, subject, reply, data, headers),
+                # Keeps the subjects only: a refused payload is not held in memory.
+                partial(refuse, user, subject, reply),
+            ):
+                self._answer_soon(refuse(user, subject, reply))
+
+        def lane(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+            sort(subject.decode(), reply.decode() or None, data, headers)
 
         async def receive(msg: Msg) -> None:
-            # Only sort here: this callback runs for every user's message in turn, so
-            # anything slow in it would hold everyone behind one user's burst.
-            user, subject, reply = first_token(msg.subject), msg.subject, msg.reply or None
-            if not self.scheduler.submit(
-                user,
-                lambda: self._serve(route, msg),
-                # Keeps the subjects only: a refused payload is not held in memory.
-                lambda: refuse(user, subject, reply),
-            ):
-                await refuse(user, subject, reply)
+            sort(msg.subject, msg.reply or None, msg.data, msg.headers)
 
-        return receive
+        return receive, lane
+
+    def _answer_soon(self, answer: Coroutine[Any, Any, None]) -> None:
+        """Send a `busy` answer the scheduler had no room for, without holding up reading."""
+        task = asyncio.create_task(answer)
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     def _spawn_persisted(self, consumer: RouteConsumer, message: Any) -> None:
         async def serve() -> None:
@@ -237,19 +278,23 @@ class Server:
         user = first_token(unstored(message.subject))
         self.scheduler.submit(user, serve)
 
-    async def _serve(self, route: Route, msg: Msg) -> None:
-        outcome = await dispatch(
-            route,
-            msg.subject,
-            msg.data,
-            msg.reply or None,
-            msg.headers,
-            self._send,
-            self.resources,
-        )
+    async def _serve(
+        self, route: Route, subject: str, reply: str | None, data: bytes, headers: AnyHeaders
+    ) -> None:
+        assert self.nc is not None
+        if isinstance(headers, bytes):  # from a lane: parsed only when served
+            headers = await self.nc.parse_headers(headers)
+        outcome = await dispatch(route, subject, data, reply, headers, self._send, self.resources)
         self.stats[route.name].record(
-            outcome.seconds, outcome.error, outcome.refused, first_token(msg.subject)
+            outcome.seconds, outcome.error, outcome.refused, first_token(subject)
         )
+
+    def _unread_bytes(self) -> int:
+        return self.nc.unread_bytes() if self.nc is not None else 0
+
+    async def _send_encoded(self, subject: str, header_block: bytes, data: bytes) -> None:
+        assert self.nc is not None
+        await self.nc.publish_encoded(subject, header_block, data)
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None

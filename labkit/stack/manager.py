@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from labkit.settings import Settings
-from labkit.stack import process
+from labkit.stack import process, shared
 from labkit.stack.component import Component, Launch, base_name, instance_names, registered
 from labkit.stack.errors import ComponentFailed, StackError
 from labkit.stack.ports import PortAllocator
@@ -67,8 +67,14 @@ class Stack:
 
     # public API
     def ensure(self, *names: str) -> dict[str, ComponentStatus]:
-        """Make sure the named components (all when none named) run healthy; their status."""
+        """Make sure the named components (all when none named) run healthy; their status.
+
+        In classroom mode the components are the class's shared stack: they are checked,
+        never started (`labkit.stack.shared`).
+        """
         wanted = self._with_requirements(names or tuple(self._kinds))
+        if self.settings.classroom:
+            return self._shared_status(wanted)
         with self._locked():
             records = load_records(self.paths.state_file)
             self._sweep(records)
@@ -90,12 +96,16 @@ class Stack:
 
     def status(self) -> dict[str, ComponentStatus]:
         """Every component's live status (health is checked now), replicas included."""
+        if self.settings.classroom:
+            return self._shared_status(list(self._kinds), raise_if_silent=False)
         records = load_records(self.paths.state_file)
         names = [name for kind in self._kinds for name in self._instances_of(kind, records)]
         return {name: self._status_of(name, records) for name in names}
 
     def down(self, *names: str) -> list[str]:
         """Stop the named components (all when none named) and what needs them."""
+        if self.settings.classroom:
+            raise shared.refuse_change("stop")
         stopped = []
         with self._locked():
             records = load_records(self.paths.state_file)
@@ -119,13 +129,20 @@ class Stack:
 
         Stopping `nats` stops what needs it; those come back too, on the new endpoint.
         """
+        if self.settings.classroom:
+            raise shared.refuse_change("restart")
         if not names:
             raise StackError("name the components to restart, e.g. Stack().restart('nsc')")
         stopped = self.down(*names)
         return self.ensure(*names, *(name for name in stopped if name not in names))
 
     def record(self, name: str) -> dict[str, Any]:
-        """The saved record (url, ports, paths) of a running component."""
+        """The saved record (url, ports, paths) of a running component.
+
+        In classroom mode: what the shared stack's check found (its urls), after checking.
+        """
+        if self.settings.classroom:
+            return shared.check_shared([name], self.settings)[name]
         record = load_records(self.paths.state_file).get(name)
         if record is None:
             raise StackError(f"{name!r} is not running; call Stack().ensure({name!r}) first")
@@ -155,6 +172,16 @@ class Stack:
             self.down(*self._started_here)
 
     # internals
+    def _shared_status(
+        self, names: list[str], *, raise_if_silent: bool = True
+    ) -> dict[str, ComponentStatus]:
+        """The class's shared stack, checked (never started): each component's status."""
+        found = shared.check_each(names, self.settings, raise_if_silent=raise_if_silent)
+        return {
+            name: ComponentStatus(name, "running" if ok else "stopped", None, details)
+            for name, (ok, details) in found.items()
+        }
+
     def _component(self, name: str) -> Component:
         try:
             return self._kinds[base_name(name)](self.settings, instance=name)
@@ -273,7 +300,8 @@ class Stack:
             raise
 
     def _spawn(self, name: str, launch: Launch) -> ProcessId:
-        env = {**os.environ, **launch.env}
+        merged = {**os.environ, **shared.endpoint_env(self.settings), **launch.env}
+        env = {key: value for key, value in merged.items() if value is not None}
         log_path = self.paths.log_file(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:

@@ -78,6 +78,8 @@ class ObjectStoreComponent(Component):
             str(port),
             "--region",
             s3.region,
+            "--workers",
+            str(s3.workers),
             "--no-access-log",
         ]
         record = {

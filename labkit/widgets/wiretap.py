@@ -81,6 +81,11 @@ class ObserverTap(Panel):
     ) -> None:
         self.subjects = list(LAB_SUBJECTS if subjects is None else subjects)
         self.settings = settings
+        # In a class the observer's credentials are the instructor's: the tap reads what
+        # the learner's own credentials may (see labkit.classroom.course_mode.own_share).
+        self.classroom = (settings or Settings()).classroom
+        if self.classroom:
+            title = f"{title} (in a class: only what your own credentials may read)"
         self.title = title
         self.seen = 0  # every message the tap received, including rows no longer kept
         self.hidden = 0  # polling chatter, not shown (and not in `seen`)
@@ -106,10 +111,19 @@ class ObserverTap(Panel):
         if self.nc is not None:
             return
         settings = self.settings or Settings()
-        creds = Nsc.from_settings(settings).observer_creds()
-        nc = await connect_as(creds, settings=settings)
+        subjects = self.subjects
+        if self.classroom:
+            from labkit.classroom.course_mode import own_share
+            from labkit.classroom.learner import current_login
+
+            login = current_login()
+            subjects = own_share(self.subjects, login.user_id)
+            nc = await login.connect()
+        else:
+            creds = Nsc.from_settings(settings).observer_creds()
+            nc = await connect_as(creds, settings=settings)
         try:
-            for subject in self.subjects:
+            for subject in subjects:
                 await nc.subscribe(subject, cb=self._on_message)
             await nc.flush()
         except BaseException:

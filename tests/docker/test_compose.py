@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 LABKIT_SERVICES = {"nsc", "auth", "server-1", "server-2", "jupyter"}
-SERVICES = {"nats-1", "nats-2", "nats-3", "minio", "postgres"} | LABKIT_SERVICES
+# The classroom's JupyterHub (tests/docker/test_hub.py checks it).
+SERVICES = {"nats-1", "nats-2", "nats-3", "minio", "postgres", "hub"} | LABKIT_SERVICES
 
 
 def _binary(distribution: str, name: str) -> Path:
@@ -181,12 +182,20 @@ def test_each_service_gets_only_the_secrets_it_needs(
     assert holders(values["MINIO_ROOT_PASSWORD"]) == {"minio", "server-1", "server-2"}
     assert holders(values["JUPYTER_TOKEN"]) == {"jupyter"}
     # Never in an environment (docker inspect shows those): files, mounted 0600.
-    for key in ("NSC_SERVICE_TOKEN", "AUTH_JWT_SECRET", "NATS_ROUTE_PASSWORD"):
+    for key in (
+        "NSC_SERVICE_TOKEN",
+        "AUTH_JWT_SECRET",
+        "NATS_ROUTE_PASSWORD",
+        "JUPYTERHUB_CRYPT_KEY",
+        "JUPYTERHUB_COOKIE_SECRET",
+    ):
         assert holders(values[key]) == set(), key
     files = {name: spec["file"] for name, spec in resolved["secrets"].items()}
     assert files == {
         "nsc-service-token": str(deployment.out / "secrets" / "nsc-service.token"),
         "auth-jwt-secret": str(deployment.out / "secrets" / "auth-jwt.secret"),
+        "hub-crypt-key": str(deployment.out / "secrets" / "jupyterhub-crypt.key"),
+        "hub-cookie-secret": str(deployment.out / "secrets" / "jupyterhub-cookie.secret"),
     }
 
     def mounted(name: str) -> dict[str, str]:
@@ -199,7 +208,8 @@ def test_each_service_gets_only_the_secrets_it_needs(
         "nsc-service-token": "/data/secrets/nsc-service.token",
         "auth-jwt-secret": "/data/secrets/auth-jwt.secret",
     }
-    for name in SERVICES - {"nsc", "auth"}:
+    assert set(mounted("hub")) == {"hub-crypt-key", "hub-cookie-secret"}
+    for name in SERVICES - {"nsc", "auth", "hub"}:
         assert mounted(name) == {}, name
 
 

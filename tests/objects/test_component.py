@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from labkit.objects.endpoint import (
@@ -79,6 +80,27 @@ def test_the_stack_runs_it_with_generated_keys_and_shows_its_endpoint(tmp_path: 
             embedded_endpoint(settings)
         assert not paths.s3_keys_file.exists()
     assert stack.status()["objects"].state == "stopped"
+
+
+def test_a_store_of_several_processes_serves_and_stops_whole(tmp_path: Path) -> None:
+    # LABKIT_S3_WORKERS: nanio's workers share one port; `down` stops every one of them.
+    settings = make_settings(tmp_path / "home", s3={"port": 0, "workers": 2})
+    with Stack(settings) as stack:
+        status = stack.ensure("objects")["objects"]
+        assert status.pid is not None
+        supervisor = psutil.Process(status.pid)
+        workers = supervisor.children(recursive=True)
+        # uvicorn spawns its workers (and multiprocessing's resource tracker).
+        spawned = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]
+        assert len(spawned) == 2, [w.cmdline() for w in workers]
+        store = ObjectStore.from_settings(settings)
+        for number in range(20):  # spread over the workers by the kernel: all must answer
+            store.write(f"alice/{number}", str(number).encode())
+        assert [store.read(f"alice/{n}") for n in range(20)] == [str(n).encode() for n in range(20)]
+        stack.down("objects")
+        _, alive = psutil.wait_procs([supervisor, *workers], timeout=30)
+        assert alive == []
+        assert not s3_answers(status.details["url"])
 
 
 def test_cli_up_and_status_show_the_endpoint(tmp_path: Path) -> None:

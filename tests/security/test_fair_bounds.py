@@ -123,3 +123,46 @@ def test_a_busy_answer_goes_only_to_the_senders_own_inbox() -> None:
     spoofed_refused, own_refused = asyncio.run(scenario())
     assert spoofed_refused and not own_refused
     assert sent == ["_INBOX.alice.x"]
+
+
+def test_past_the_busy_backlog_the_busy_answer_is_sent_at_once_and_none_is_lost(
+    running_stack: Stack,
+    fair_server: StartServer,  # noqa: F811
+) -> None:
+    """BUSY_BACKLOG 1: past one `busy` answer waiting for alice's turn, the server sends
+    them from the receive path (its own task, reading goes on); every one arrives."""
+    queued, over = 2, 6
+    fair_server(USER_MAX_IN_FLIGHT=1, USER_MAX_QUEUED=queued, BUSY_BACKLOG=1)
+    settings = make_settings(running_stack.settings.home)
+    nsc = Nsc.from_settings(settings)
+    alice_creds = nsc.create_user(ALICE).creds
+    everything = permissions_from_templates(ADMIN, [">"], [">"])
+    admin_creds = nsc.create_user(ADMIN, permissions=everything).creds
+
+    async def scenario() -> tuple[Burst, int, dict[str, Any]]:
+        alice = await connect_as(alice_creds, settings=settings)
+        admin = await connect_as(admin_creds, settings=settings)
+        burst = Burst(1 + queued + over)
+        held = f"{ALICE}.echo.fairheld"
+        try:
+            await burst.fire(alice, held, count=1)
+            stats: dict[str, Any] = {}
+            while not (stats and stats["in_hand"] == 1 and not stats["queued_by_user"]):
+                stats = (await fair_share(admin))["fair_share"]
+            await burst.fire(alice, held, count=queued + over)
+            await wait_until(lambda: burst.busy == over, f"{over} busy answers")
+            served_before_opening = burst.served
+            during = (await fair_share(admin))["fair_share"]
+            await admin.request(f"{ADMIN}.echo.fairopen", b"", timeout=10)
+            await wait_until(lambda: burst.served == 1 + queued, "alice's queue served")
+        finally:
+            await alice.close()
+            await admin.close()
+        return burst, served_before_opening, during
+
+    burst, served_before_opening, during = asyncio.run(scenario())
+    assert served_before_opening == 0
+    assert burst.busy == over and burst.other == []
+    assert burst.retry_hints == {"250"}  # the default hint
+    assert during["busy_by_user"] == {ALICE: over}
+    assert during["queued_by_user"] == {ALICE: queued}
