@@ -93,4 +93,24 @@ def _bridge_venv(base: Path, site_packages: Path, version: str) -> Path:
     # An `import` line in a .pth runs at start-up; addsitedir also reads that folder's
     # own .pth files (labkit's editable install is one).
     (own_site / BRIDGE_PTH).write_text(f"import site; site.addsitedir({str(site_packages)!r})\n")
+    # Jupyter looks for its config under sys.prefix/etc/jupyter (the file that enables
+    # JupyterLab's server extension: without it /lab answers 404) and for JupyterLab's
+    # assets and kernelspecs under sys.prefix/share/jupyter. The bridge's prefix is not
+    # the venv's: both point into the venv.
+    for folder in ("etc/jupyter", "share/jupyter"):
+        _link_into(bridge / folder, Path(sys.prefix) / folder)
     return python
+
+
+def _link_into(link: Path, target: Path) -> None:
+    """`link` as a symlink to `target` (made, or mended when it points elsewhere)."""
+    if not target.is_dir() or (link.is_symlink() and link.readlink() == target):
+        return
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        raise LearnerPythonError(
+            f"{link} is in the way of a link to {target}: remove it and start the classroom again"
+        )
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)

@@ -174,8 +174,13 @@ class ClassroomHub:
         return learner
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m labkit classroom ARGS` on this classroom's stack."""
+        return self.labkit("classroom", *args)
+
+    def labkit(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m labkit ARGS` on this classroom's stack (`instructor add`, ...)."""
         return subprocess.run(
-            [sys.executable, "-m", "labkit", "classroom", *args],
+            [sys.executable, "-m", "labkit", *args],
             env=self.env,
             capture_output=True,
             text=True,
