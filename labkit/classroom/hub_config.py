@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.classroom.dashboard.app import hub_service
+from labkit.classroom.dashboard.service import hub_service
 from labkit.classroom.settings import LOCAL_SPAWNER
 from labkit.files import read_or_create_secret, write_private
 

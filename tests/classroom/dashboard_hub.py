@@ -34,7 +34,7 @@ SERVICE_PREFIX = "/services/dashboard/"
 
 CONFIG = """
 from pathlib import Path
-from labkit.classroom.dashboard.app import hub_service
+from labkit.classroom.dashboard.service import hub_service
 c.JupyterHub.bind_url = {bind_url!r}
 c.JupyterHub.hub_bind_url = {hub_url!r}
 c.ConfigurableHTTPProxy.api_url = {proxy_api!r}

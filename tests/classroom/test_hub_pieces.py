@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from labkit.classroom.dashboard.app import SERVICE_NAME as DASHBOARD_SERVICE
+from labkit.classroom.dashboard.service import SERVICE_NAME as DASHBOARD_SERVICE
 from labkit.classroom.hub_config import (
     STATUS_SERVICE,
     HubPaths,

@@ -14,5 +14,6 @@ class-wide wire tap). Modules, one job each:
     collect      one snapshot of all of that for the page
     actions      revoke a learner, reset a password, export CSV
     handlers     the tornado handlers (HubOAuth, admin only, xsrf on every POST)
+    service      its entry in the hub's config (no JupyterHub import)
     app          the tornado application and `main()`
 """

@@ -13,9 +13,6 @@ import logging
 import os
 import secrets
 import signal
-import sys
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
@@ -38,28 +35,6 @@ from labkit.settings import Settings
 log = logging.getLogger("labkit.classroom.dashboard")
 # Between two tries to reach the stack's NATS when the dashboard starts before it.
 CONNECT_RETRY_SECONDS = 2.0
-
-
-SERVICE_NAME = "dashboard"
-
-
-def hub_service(labkit_home: Path, url: str, cwd: Path | None = None) -> dict[str, Any]:
-    """The dashboard's entry in `c.JupyterHub.services` (the hub starts and stops it).
-
-    `url` is where it listens (http://127.0.0.1:<free port>). It needs no role: the
-    visitor's identity, `admin` flag included, comes with the OAuth login; and no
-    confirmation page, the hub's admin runs it.
-    """
-    service: dict[str, Any] = {
-        "name": SERVICE_NAME,
-        "url": url,
-        "command": [sys.executable, "-m", "labkit.classroom.dashboard"],
-        "environment": {"LABKIT_HOME": str(labkit_home)},
-        "oauth_no_confirm": True,
-    }
-    if cwd is not None:
-        service["cwd"] = str(cwd)
-    return service
 
 
 class NotAHubService(LabkitError):
