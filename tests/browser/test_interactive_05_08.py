@@ -175,6 +175,9 @@ def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: 
         notebook.screenshot(SCREENSHOTS / "07_persistence-toggled.png")
 
 
+# Long (a 3-node cluster, twice): in `make soak`, which CI runs after `make test`;
+# tests/test_rerun.py runs every notebook twice in one kernel without a browser.
+@pytest.mark.soak
 def test_08_runs_twice_in_one_kernel(lab: JupyterLab, page: Any) -> None:
     """No panel here: Run All, then Run All again in the same kernel (kills, restarts)."""
     from tests.browser.learner import assert_clean
