@@ -40,6 +40,8 @@ REPORT_TIMEOUT = 2.0
 
 # Checks run per exercise in this kernel (the report's `attempts`).
 _attempts: dict[str, int] = {}
+# The last verdict per exercise in this kernel (the progress cell shows it alone).
+_verdicts: dict[str, bool] = {}
 _attempts_lock = threading.Lock()
 # One sender thread: reports leave in the order of the checks, and never pile up threads.
 _sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-progress")
@@ -99,6 +101,12 @@ def attempts_of(exercise_id: str) -> int:
         return _attempts.get(exercise_id, 0)
 
 
+def passed_here(exercise_id: str) -> bool:
+    """True once a check of `exercise_id` has passed in this kernel."""
+    with _attempts_lock:
+        return _verdicts.get(exercise_id, False)
+
+
 def report_check(exercise_id: str, passed: bool) -> Future[ProgressReport | None]:
     """Count a check and, in classroom mode, send its report from the sender thread.
 
@@ -108,6 +116,7 @@ def report_check(exercise_id: str, passed: bool) -> Future[ProgressReport | None
     """
     with _attempts_lock:
         attempts = _attempts[exercise_id] = _attempts.get(exercise_id, 0) + 1
+        _verdicts[exercise_id] = passed or _verdicts.get(exercise_id, False)
     login = _classroom_login()
     if login is None:
         done: Future[ProgressReport | None] = Future()

@@ -3,12 +3,16 @@ real processes in a data directory of this package's, with a small per-learner b
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from labkit.auth.client import AuthClient, Login
 from labkit.discovery import auth_url
@@ -53,3 +57,31 @@ def class_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassStack
         yield ClassStack(stack, AuthClient(auth_url(settings)))
     finally:
         stack.down()
+
+
+def login_answer(class_stack: ClassStack, name: str) -> tuple[str, dict[str, Any]]:
+    """A learner's /login answer as the hub receives it (and writes to the learner file)."""
+    url = auth_url(class_stack.stack.settings)
+    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+    class_stack.auth.register(email, PASSWORD)
+    answer = requests.post(f"{url}/login", json={"email": email, "password": PASSWORD}, timeout=10)
+    answer.raise_for_status()
+    return email, answer.json()
+
+
+def write_learner_file(path: Path, answer: dict[str, Any], email: str, url: str) -> Path:
+    path.write_text(json.dumps({**answer, "email": email, "auth_url": url}))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def learner(
+    class_stack: ClassStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """Classroom mode for this test: a learner file, as the hub's spawner writes it."""
+    email, answer = login_answer(class_stack, "checker")
+    url = auth_url(class_stack.stack.settings)
+    path = write_learner_file(tmp_path / "learner.json", answer, email, url)
+    monkeypatch.setenv("LABKIT_LEARNER_FILE", str(path))
+    return answer

@@ -9,22 +9,18 @@ still gives its verdict.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from labkit.auth.client import login_from_answer
 from labkit.classroom import progress
 from labkit.classroom.progress import attempts_of, my_progress, report_check, wait_for_report
-from labkit.discovery import auth_url
 from labkit.exercises.base import AsyncExercise, CheckResult, NotYet, SyncExercise, ____
-from tests.classroom.conftest import PASSWORD, ClassStack
+from tests.classroom.conftest import ClassStack, login_answer, write_learner_file
 
 
 class AnswerFortyTwo(SyncExercise):
@@ -58,22 +54,6 @@ class AsyncAnswer(AsyncExercise):
         return "42 it is"
 
 
-def _login_answer(class_stack: ClassStack, name: str) -> tuple[str, dict[str, Any]]:
-    """A learner's /login answer as the hub receives it (and writes to the learner file)."""
-    url = auth_url(class_stack.stack.settings)
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    class_stack.auth.register(email, PASSWORD)
-    answer = requests.post(f"{url}/login", json={"email": email, "password": PASSWORD}, timeout=10)
-    answer.raise_for_status()
-    return email, answer.json()
-
-
-def _write_learner_file(path: Path, answer: dict[str, Any], email: str, url: str) -> Path:
-    path.write_text(json.dumps({**answer, "email": email, "auth_url": url}))
-    path.chmod(0o600)
-    return path
-
-
 def _records(answer: dict[str, Any], class_stack: ClassStack) -> dict[str, tuple[bool, int]]:
     login = login_from_answer(answer, "x@example.com")
 
@@ -85,18 +65,6 @@ def _records(answer: dict[str, Any], class_stack: ClassStack) -> dict[str, tuple
             await nc.close()
 
     return asyncio.run(read())
-
-
-@pytest.fixture
-def learner(
-    class_stack: ClassStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, Any]:
-    """Classroom mode for this test: a learner file, as the hub's spawner writes it."""
-    email, answer = _login_answer(class_stack, "checker")
-    url = auth_url(class_stack.stack.settings)
-    path = _write_learner_file(tmp_path / "learner.json", answer, email, url)
-    monkeypatch.setenv("LABKIT_LEARNER_FILE", str(path))
-    return answer
 
 
 def test_the_exercise_id_names_module_and_exercise() -> None:
@@ -168,10 +136,10 @@ def test_with_the_stack_away_the_check_still_gives_its_verdict(
     silent_port: int,
     away: str,
 ) -> None:
-    email, answer = _login_answer(class_stack, "offline")
+    email, answer = login_answer(class_stack, "offline")
     port = _closed_port() if away == "refused" else silent_port
     answer["nats"]["servers"] = [f"nats://127.0.0.1:{port}"]
-    path = _write_learner_file(tmp_path / "learner.json", answer, email, "http://127.0.0.1:9")
+    path = write_learner_file(tmp_path / "learner.json", answer, email, "http://127.0.0.1:9")
     monkeypatch.setenv("LABKIT_LEARNER_FILE", str(path))
     exercise = AnswerFortyTwo()
     assert str(exercise.check(42)) == "Correct: 42 it is"
