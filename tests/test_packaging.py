@@ -60,7 +60,8 @@ def test_requirements_install_the_project_with_every_extra() -> None:
     assert "jupyterhub" in {_name(r) for r in PROJECT["optional-dependencies"]["classroom"]}
 
 
-@pytest.mark.slow
+# A fresh venv from the package index: in `make soak` (CI runs it after make test).
+@pytest.mark.soak
 def test_a_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()

@@ -39,7 +39,15 @@ def test_every_cell_run_twice_in_a_row(path: Path) -> None:
             run_cell(client, cell, index, "run again at once")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+# 08 (two 3-node clusters, twice) is the long one: in `make soak`, which CI runs too.
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, marks=pytest.mark.soak) if path.stem.startswith("08_") else path
+        for path in NOTEBOOKS
+    ],
+    ids=[path.stem for path in NOTEBOOKS],
+)
 def test_run_all_twice_in_one_kernel(path: Path) -> None:
     notebook = read_notebook(path)
     client = notebook_client(notebook)
