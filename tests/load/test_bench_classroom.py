@@ -13,11 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "bench_classroom.py"
 LAB_ACTIONS = {"echo", "cached", "ping", "stream", "file"}
 
 
+# A real stack and six learners, twice: in `make soak` (CI runs it after make test).
+@pytest.mark.soak
 def test_five_learners_do_every_lab_action_on_a_real_stack(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     argv = [sys.executable, str(BENCH), "--home", str(tmp_path / "home"), "--sizes", "6"]
