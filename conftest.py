@@ -13,18 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from labkit.settings import PORT_SETTINGS
+
 RUN_DIR = Path(tempfile.mkdtemp(prefix="labkit-tests-"))
 # Set before any kernel starts, so nbval's notebooks run in their own data directory.
 os.environ["LABKIT_HOME"] = str(RUN_DIR / "notebooks")
-for variable in (
-    "NATS_PORT",
-    "NATS_MONITOR_PORT",
-    "NATS_CLUSTER_PORT",
-    "NATS_WS_PORT",
-    "NSC_SERVICE_PORT",
-    "AUTH_PORT",
-    "S3_PORT",
-):
+for variable in PORT_SETTINGS:
     os.environ[f"LABKIT_{variable}"] = "0"
 
 

@@ -343,6 +343,19 @@ class StackSettings(BaseModel):
     stop_timeout: float = Field(5.0, gt=0, description="seconds between SIGTERM and SIGKILL")
 
 
+# The stack's preferred ports (LABKIT_<name>): a test run or a learner's sandbox sets
+# them all to 0, free ones, so it can run beside another stack.
+PORT_SETTINGS = (
+    "NATS_PORT",
+    "NATS_MONITOR_PORT",
+    "NATS_CLUSTER_PORT",
+    "NATS_WS_PORT",
+    "NSC_SERVICE_PORT",
+    "AUTH_PORT",
+    "S3_PORT",
+)
+
+
 class Settings(BaseSettings):
     """All labkit settings; `Settings()` reads the environment and `.env`."""
 

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from labkit.auth.client import AuthClient, Login
 from labkit.classroom.learner import current_login
 from labkit.errors import LabkitError
-from labkit.settings import Settings
+from labkit.settings import PORT_SETTINGS, Settings
 
 SANDBOX_DIR = "sandbox"
 
@@ -36,15 +36,7 @@ SHARED_ENV = (
     "LABKIT_NSC_SERVICE_URL",
 )
 # A sandbox takes free ports: the learner's server may run next to others.
-SANDBOX_PORTS = (
-    "NATS_PORT",
-    "NATS_MONITOR_PORT",
-    "NATS_CLUSTER_PORT",
-    "NATS_WS_PORT",
-    "NSC_SERVICE_PORT",
-    "AUTH_PORT",
-    "S3_PORT",
-)
+SANDBOX_PORTS = PORT_SETTINGS
 
 # Which notebooks run on the sandbox as a whole (they mint, stop or cluster things),
 # and the one sentence each notebook says about where its parts run in a class.

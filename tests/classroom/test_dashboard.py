@@ -10,7 +10,6 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from labkit.discovery import auth_url
 from labkit.nsc.names import reserved_reason
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.stack import Stack
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, _missing, in_ci
 from tests.classroom.dashboard_fixtures import (  # noqa: F401  (fixtures)
     class_stack,
     hub,
@@ -32,6 +30,7 @@ from tests.classroom.dashboard_fixtures import (  # noqa: F401  (fixtures)
     put_progress_from_thread,
 )
 from tests.classroom.dashboard_hub import CURIOUS, INSTRUCTOR, LEARNER, PASSWORD, Hub
+from tests.classroom.hub_browser import Chromium, chromium  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -256,30 +255,11 @@ def test_export_has_every_progress_record(hub: Hub, class_stack: Stack) -> None:
     }
 
 
-# The page in headless Chromium (Debian's /usr/bin/chromium driven by playwright, as
-# tests/browser does): skipped without it, except under CI where it fails.
+# The page in headless Chromium: tests/classroom/hub_browser.py's `chromium` fixture
+# (skipped without Debian's chromium, except under CI where it fails).
 @pytest.fixture
-def browser_page() -> Iterator[Any]:
-    reason = _missing()
-    if reason is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the browser tests, but {reason}", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+def browser_page(chromium: Chromium) -> Any:
+    return chromium.person("instructor")
 
 
 @pytest.mark.browser
