@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,3 +87,25 @@ def learner(
     path = write_learner_file(tmp_path / "learner.json", answer, email, url)
     monkeypatch.setenv("LABKIT_LEARNER_FILE", str(path))
     return answer
+
+
+@pytest.fixture(scope="package", autouse=True)
+def learners_may_reach_the_venv() -> Iterator[None]:
+    """Learners' servers run as other OS users and import this checkout's venv.
+
+    A checkout inside a 0700 directory (`mktemp -d`) closes the way to it. For this run,
+    open traversal only (o+x: no listing) on the directories above the venv that lack
+    it, and put their modes back afterwards.
+    """
+    changed: list[tuple[Path, int]] = []
+    if os.geteuid() == 0:
+        for part in reversed(Path(sys.prefix).resolve().parents):
+            mode = part.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                changed.append((part, stat.S_IMODE(mode)))
+                part.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for part, mode in changed:
+            part.chmod(mode)

@@ -226,7 +226,7 @@ def test_the_proxy_and_hub_environments_hold_no_auth_state_key(
     hub_pid = classroom_hub.up_answer["hub"]["pid"]
     key = classroom_hub.paths.crypt_key_file.read_text().strip()
     children = subprocess.run(
-        ["ps", "-o", "pid=,args=", "--ppid", str(hub_pid)], capture_output=True, text=True
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(hub_pid)], capture_output=True, text=True
     ).stdout
     proxies = [
         int(line.split()[0]) for line in children.splitlines() if "configurable-http-proxy" in line
