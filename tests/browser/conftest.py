@@ -120,9 +120,12 @@ def page(request: pytest.FixtureRequest, lab: JupyterLab) -> Iterator[Any]:
         (SCREENSHOTS / f"console-{module}.log").write_text("\n".join(console) + "\n")
 
 
-# A Run All in Chromium whose cells never settle was seen once in the last four full
-# runs (06_sending_files; it passed alone at once, in 14 s): such a run gets one more
-# try; any other failure, a stuck cell's error output included, fails at once.
+# A Run All in Chromium whose cells never settle: seen in 06_sending_files, twice in
+# about eight full runs, never alone. The page kept one cell at [*] ("busy") while the
+# server said the kernel had gone idle seconds after it started and the later cells had
+# run: the page missed the end of one cell. Such a run gets one more try, on a fresh page
+# and kernel (NotebookPage.open); any other failure, a stuck cell's error output
+# included, fails at once.
 STUCK_RUN_ALL = r"waited \d+ s for its cells to finish"
 
 

@@ -106,7 +106,15 @@ class NotebookPage:
         The first one loads JupyterLab (`?reset`: no tabs restored from a workspace);
         later ones come from File → Open from Path…, without loading the page again.
         """
-        if not self.page.url.startswith(self.lab.base_url):
+        tab = self.page.locator(".lm-TabBar-tab", has_text=self.name)
+        if self.page.url.startswith(self.lab.base_url) and tab.count():
+            # Open already: this is the one retry of a Run All that never settled
+            # (conftest.STUCK_RUN_ALL). Its page still shows the stuck cells, so the
+            # retry starts over: the old kernel shut down, JupyterLab loaded again.
+            self._shut_down_kernel()
+            self.page.once("dialog", lambda dialog: dialog.accept())  # "leave the page?"
+            self.page.goto(self.lab.url(f"lab/tree/{self.name}"))
+        elif not self.page.url.startswith(self.lab.base_url):
             self.page.goto(self.lab.url(f"lab/tree/{self.name}"))
         else:
             self.menu("File", "filebrowser:open-path")
@@ -126,6 +134,12 @@ class NotebookPage:
         sidebar = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
         if sidebar.count():
             sidebar.first.click()
+
+    def _shut_down_kernel(self) -> None:
+        """End the sessions (and so the kernels) of this notebook on the server."""
+        for session in self.lab.api("GET", "sessions"):
+            if Path(session.get("path", "")).name == self.name:
+                self.lab.api("DELETE", f"sessions/{session['id']}")
 
     def menu(self, menu: str, command: str) -> None:
         """Click a main menu item by its command id (`runmenu:run-all`)."""
