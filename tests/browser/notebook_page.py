@@ -228,7 +228,10 @@ class NotebookPage:
         deadline = time.monotonic() + WIDGET_TIMEOUT  # widgets render after the kernel idles
         while self.panel.evaluate(_LOADING) and time.monotonic() < deadline:
             time.sleep(0.25)
-        cells = self.cells()
+        # JupyterLab may still be attaching cells to the page in the background.
+        deadline = time.monotonic() + WIDGET_TIMEOUT
+        while len(cells := self.cells()) != len(saved) and time.monotonic() < deadline:
+            time.sleep(0.25)
         if len(cells) != len(saved):
             return [f"the page shows {len(cells)} cells, the notebook has {len(saved)}"]
         last = len(cells) - 1 if upto is None else upto
