@@ -13,6 +13,14 @@ object store. What a learner's container gets:
   container only;
 - a named volume for their home (their copy of the course, their answers).
 
+The hub also runs the instructor dashboard (labkit.classroom.dashboard, a managed
+service at /services/dashboard/, for hub admins only: instructors) as it does in
+`classroom up`, inside this container on loopback. Its environment holds addresses
+only (the nodes, their monitoring ports, the NSC service); what it needs that is
+secret, compose mounts as files in its LABKIT_HOME's secrets/ (its own and the
+observer's NATS creds, issued by deploy-config: the keystore never comes here; the
+auth database's URL; the NSC service's token, for revoking a learner).
+
 The hub's secrets (auth_state key, cookie secret) are files mounted by compose
 (`/run/secrets/...`), never in its environment or the image: the proxy the hub
 starts inherits the hub's environment. The docker socket is the hub's only
@@ -26,6 +34,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from labkit.classroom.dashboard.service import hub_service
 
 SECRETS = Path("/run/secrets")
 CRYPT_KEY_FILE = SECRETS / "jupyterhub-crypt-key"
@@ -41,21 +51,38 @@ LEARNER_HOME = "/home/labkit"
 LEARNER_LOGIN_DIR = f"{LEARNER_HOME}/.labkit-login"
 # The settings a learner's server needs to reach the shared stack (none is a secret).
 SHARED_SETTINGS = ("LABKIT_NATS_URL", "LABKIT_NATS_WS_URL", "LABKIT_AUTH_URL", "LABKIT_S3_ENDPOINT")
+# The instructor dashboard: its data dir in this container (compose mounts its secret
+# files in secrets/), where it listens (loopback: only the proxy beside it reaches it),
+# and the addresses it reads from the hub's environment (none is a secret).
+DASHBOARD_HOME = Path("/srv/labkit")
+DASHBOARD_URL = "http://127.0.0.1:8090"
+DASHBOARD_SETTINGS = ("LABKIT_NATS_URL", "LABKIT_NATS_MONITOR_URL", "LABKIT_NSC_SERVICE_URL")
 
 
-def learner_environment(hub_env: Mapping[str, str]) -> dict[str, str]:
-    """The environment every learner's container gets, from the hub's compose settings."""
-    missing = [key for key in SHARED_SETTINGS if not hub_env.get(key)]
+def _required(hub_env: Mapping[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    missing = [key for key in keys if not hub_env.get(key)]
     if missing:
         raise RuntimeError(
             f"the hub needs {', '.join(missing)} in its environment (docker/compose.yaml sets them)"
         )
+    return {key: hub_env[key] for key in keys}
+
+
+def learner_environment(hub_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment every learner's container gets, from the hub's compose settings."""
     return {
-        **{key: hub_env[key] for key in SHARED_SETTINGS},
+        **_required(hub_env, SHARED_SETTINGS),
         "LABKIT_HOME": f"{LEARNER_HOME}/.labkit",
         "LABKIT_CLASSROOM": "1",
         "LABKIT_LEARNER_FILE": f"{LEARNER_LOGIN_DIR}/{LEARNER_FILE_NAME}",
     }
+
+
+def dashboard_service(hub_env: Mapping[str, str]) -> dict[str, Any]:
+    """The instructor dashboard's entry in `c.JupyterHub.services`, as `classroom up` makes it."""
+    return hub_service(
+        DASHBOARD_HOME, DASHBOARD_URL, settings=_required(hub_env, DASHBOARD_SETTINGS)
+    )
 
 
 def learner_volumes(host_learners_dir: str) -> dict[str, Any]:
@@ -127,6 +154,10 @@ def configure(c: Any, env: Mapping[str, str]) -> None:
     c.DockerSpawner.environment = learner_environment(env)
     c.DockerSpawner.mem_limit = env.get("LABKIT_LEARNER_MEM_LIMIT", "1G")
     c.Spawner.auth_state_hook = auth_state_hook
+
+    # No role and no extra scope: a learner is refused by the hub (no access:services)
+    # and by the dashboard itself (admins only).
+    c.JupyterHub.services = [dashboard_service(env)]
 
 
 def load_crypt_key() -> None:

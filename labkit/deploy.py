@@ -12,6 +12,9 @@ The folder it writes (default `docker/generated/`, git-ignored):
     secrets/auth-jwt.secret       the auth service's JWT signing secret (0600), from .env
     secrets/jupyterhub-crypt.key  the hub's auth_state key (0600), from .env
     secrets/jupyterhub-cookie.secret  the hub's cookie secret (0600), from .env
+    secrets/dashboard.creds       the instructor dashboard's NATS user (0600), issued here
+    secrets/observer.creds        the wire tap's subscribe-only user (0600), issued here
+    secrets/database.url          the auth database's URL (0600), for the dashboard
     learners/                     the hub's learner files, one folder per learner (0700)
 
 `.env` is the one place the secrets live: a second run keeps them (`rotate=True`
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from labkit.classroom.dashboard.credentials import DASHBOARD_USER, dashboard_permissions
 from labkit.deploy_tls import ensure_certificate
 from labkit.errors import LabkitError
 from labkit.files import write_atomic, write_private
@@ -132,6 +136,11 @@ def certificate_names(nodes: int = NODES) -> list[str]:
 def nats_urls(nodes: int = NODES) -> str:
     """Client URLs of every node, comma-separated (LABKIT_NATS_URL)."""
     return ",".join(f"nats://{node_name(n)}:{CLIENT_PORT}" for n in range(1, nodes + 1))
+
+
+def monitor_urls(nodes: int = NODES) -> str:
+    """Monitoring URLs of every node on the compose network (LABKIT_NATS_MONITOR_URL)."""
+    return ",".join(f"http://{node_name(n)}:{MONITOR_PORT}" for n in range(1, nodes + 1))
 
 
 def render_node_config(
@@ -278,13 +287,21 @@ def write_deploy_config(
     existing = parse_env(env_file.read_text(encoding="utf-8")) if env_file.exists() else {}
     chosen = choose_secrets(existing, rotate=rotate)
     uid, gid = _owner()
-    write_private(env_file, render_env(env_values(chosen, deploy_dir=out, uid=uid, gid=gid)))
+    values = env_values(chosen, deploy_dir=out, uid=uid, gid=gid)
+    write_private(env_file, render_env(values))
     container = DataPaths(CONTAINER_HOME)
     secrets_dir = out / "secrets"
     write_private(secrets_dir / container.nsc_token_file.name, chosen["NSC_SERVICE_TOKEN"])
     write_private(secrets_dir / container.auth_secret_file.name, chosen["AUTH_JWT_SECRET"])
     for key, name in HUB_SECRET_FILES.items():
         write_private(secrets_dir / name, chosen[key])
+    # The instructor dashboard the hub runs: its NATS user and the observer are issued
+    # here, so the hub gets their creds and never the keystore's signing keys; the auth
+    # database's URL is a file too, never in the hub's environment (its proxy inherits it).
+    dashboard = nsc.issue_stack_user(DASHBOARD_USER, dashboard_permissions())
+    write_private(secrets_dir / container.dashboard_creds_file.name, dashboard.creds)
+    write_private(secrets_dir / container.observer_creds_file.name, nsc.issue_observer_user().creds)
+    write_private(secrets_dir / container.database_url_file.name, values["LABKIT_DATABASE_URL"])
     # The hub writes each learner's login here (as a 0600 file in a folder of its own,
     # mounted into that learner's container only).
     (out / "learners").mkdir(mode=0o700, exist_ok=True)

@@ -16,6 +16,7 @@ __all__ = [
     "auth_url",
     "cluster_size",
     "jetstream_replicas",
+    "nats_monitor_urls",
     "nats_url",
     "nats_urls",
     "nats_ws_urls",
@@ -45,6 +46,18 @@ def nats_ws_urls(settings: Settings | None = None) -> list[str]:
     if settings.nats.ws_url:
         return _split(settings.nats.ws_url)
     return [str(record["ws_url"]) for record in _nats_nodes(settings) if record.get("ws_url")]
+
+
+def nats_monitor_urls(settings: Settings | None = None) -> list[str]:
+    """Every NATS node's HTTP monitoring URL (node 1 first).
+
+    `LABKIT_NATS_MONITOR_URL` (comma-separated) wins: a deployment's nodes by name.
+    """
+    settings = settings or Settings()
+    if settings.nats.monitor_url:
+        return _split(settings.nats.monitor_url)
+    nodes = _nats_nodes(settings)
+    return [str(record["monitor_url"]) for record in nodes if record.get("monitor_url")]
 
 
 def _split(urls: str) -> list[str]:

@@ -64,6 +64,11 @@ class NatsSettings(BaseModel):
         None,
         description="the WebSocket URL(s) browsers use instead of the stack's (wss://...)",
     )
+    monitor_url: str | None = Field(
+        None,
+        description="the monitoring URL(s) of every node instead of the stack's "
+        "(http://...:8222, comma-separated): the instructor dashboard's /connz",
+    )
 
 
 class NscSettings(BaseModel):
@@ -415,6 +420,11 @@ class DataPaths:
         self.auth_database = home / "auth.db"
         self.objects_dir = home / "objects"
         self.s3_keys_file = self.secrets_dir / "s3-keys.json"
+        # A deployment (docker/) gives the instructor dashboard these three files instead
+        # of the keystore and the auth service's settings (labkit.deploy writes them).
+        self.dashboard_creds_file = self.secrets_dir / "dashboard.creds"
+        self.observer_creds_file = self.secrets_dir / "observer.creds"
+        self.database_url_file = self.secrets_dir / "database.url"
 
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"

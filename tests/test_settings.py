@@ -71,7 +71,7 @@ def test_every_default_the_readme_promises(clean_env: Path) -> None:
     assert (s3.max_image_pixels, s3.max_image_bytes) == (25_000_000, 20 << 20)
     assert s3.upload_url_expiry == timedelta(minutes=5)
     # The bounds that keep one learner from exhausting the others (same table).
-    assert settings.nats.ws_port == 4280
+    assert settings.nats.ws_port == 4280 and settings.nats.monitor_url is None
     nsc = settings.nsc
     assert nsc.push_retry_interval == timedelta(seconds=2)
     assert nsc.max_body_bytes == 64 << 10

@@ -28,8 +28,13 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def database_url(settings: Settings) -> str:
-    """LABKIT_DATABASE_URL, else the SQLite file `<home>/auth.db`."""
-    return settings.database.url or f"sqlite:///{settings.paths.auth_database}"
+    """LABKIT_DATABASE_URL, else a deployment's `<home>/secrets/database.url` file (the
+    instructor dashboard's in docker/: never in an environment), else `<home>/auth.db`."""
+    if settings.database.url:
+        return settings.database.url
+    if settings.paths.database_url_file.is_file():
+        return settings.paths.database_url_file.read_text(encoding="utf-8").strip()
+    return f"sqlite:///{settings.paths.auth_database}"
 
 
 def make_engine(url: str) -> Engine:

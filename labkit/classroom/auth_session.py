@@ -14,10 +14,9 @@ from typing import Any
 
 import requests
 
+from labkit.auth import roles
 from labkit.errors import LabkitError
 
-INSTRUCTOR_ROLE = "instructor"
-LEARNER_ROLE = "learner"
 TIMEOUT_SECONDS = 10.0
 
 
@@ -36,11 +35,11 @@ class LoginRefused:
 
 def session_role(session: dict[str, Any]) -> str:
     """The role the auth service gave this session (learner until it says otherwise)."""
-    return str(session["answer"].get("role", LEARNER_ROLE))
+    return str(session["answer"].get("role", roles.LEARNER))
 
 
 def is_instructor(session: dict[str, Any]) -> bool:
-    return session_role(session) == INSTRUCTOR_ROLE
+    return roles.is_instructor(session_role(session))
 
 
 def log_in(auth_url: str, email: str, password: str) -> dict[str, Any] | LoginRefused:

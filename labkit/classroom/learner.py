@@ -33,11 +33,6 @@ def learner_file() -> Path | None:
     return Path(value) if value else None
 
 
-def is_classroom() -> bool:
-    """True inside a single-user server the classroom hub started."""
-    return os.environ.get(CLASSROOM_VARIABLE) == "1" or learner_file() is not None
-
-
 def write_learner_file(path: Path, answer: dict[str, Any], email: str, auth_url: str) -> None:
     """Write `answer` (the /login JSON) plus `email` and `auth_url` to `path`, mode 0600."""
     content = {**answer, "email": email, "auth_url": auth_url}

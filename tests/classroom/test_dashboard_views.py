@@ -1,4 +1,5 @@
-"""The dashboard's pure parts: the grid, the stats sums, the connections, the records, the CSV."""
+"""The dashboard's pure parts: the grid, the stats sums, the connections, the records, the CSV,
+and where it finds the stack (a deployment's settings and files, or the stack's own)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from labkit.auth.database import database_url
 from labkit.classroom.dashboard.actions import progress_csv
 from labkit.classroom.dashboard.collect import class_view
-from labkit.classroom.dashboard.online import connection_users, online_users
+from labkit.classroom.dashboard.credentials import NoStack, dashboard_creds, observer_creds
+from labkit.classroom.dashboard.online import connection_users, monitor_urls, online_users
 from labkit.classroom.dashboard.page import page_html
 from labkit.classroom.dashboard.progress import ProgressRecord, decode_record, encode_report
 from labkit.classroom.dashboard.roster import Member
 from labkit.classroom.dashboard.stats import ClassStats, sum_stats
+from labkit.files import write_private
+from labkit.nsc.wrapper import Nsc
 from labkit.stack.ports import free_port
 from labkit.stack.state import save_records
 from tests.conftest import make_settings
@@ -127,3 +134,36 @@ def test_an_unreadable_monitoring_endpoint_is_a_problem_not_a_crash(tmp_path: Pa
     )
     counts, problems = asyncio.run(online_users(settings))
     assert not counts and f"127.0.0.1:{closed} did not answer" in problems[0]
+
+
+def test_a_deployments_monitoring_urls_come_before_the_state_file(tmp_path: Path) -> None:
+    nodes = "http://nats-1:8222, http://nats-2:8222,http://nats-3:8222"
+    settings = make_settings(tmp_path / "home", nats={"monitor_url": nodes})
+    save_records(
+        settings.paths.state_file,
+        settings.home,
+        {"nats": {"url": "nats://x", "monitor_url": "http://127.0.0.1:1"}},
+    )
+    assert monitor_urls(settings) == [f"http://nats-{n}:8222" for n in (1, 2, 3)]
+    alone = make_settings(tmp_path / "home")
+    assert monitor_urls(alone) == ["http://127.0.0.1:1"]
+
+
+def test_a_deployments_files_stand_for_the_keystore_and_the_database_setting(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "home", database={"url": None})
+    assert database_url(settings) == f"sqlite:///{settings.paths.auth_database}"
+    with pytest.raises(NoStack, match="deploy-config"):
+        dashboard_creds(settings)
+    url = "postgresql+psycopg://labkit:pw@postgres:5432/labkit"
+    write_private(settings.paths.database_url_file, url + "\n")
+    write_private(settings.paths.dashboard_creds_file, "the dashboard's creds")
+    write_private(settings.paths.observer_creds_file, "the observer's creds")
+    assert database_url(settings) == url
+    assert dashboard_creds(settings) == "the dashboard's creds"
+    assert observer_creds(settings) == "the observer's creds"
+    assert not Nsc.from_settings(settings).is_set_up  # read, never minted
+    # LABKIT_DATABASE_URL still wins over the file.
+    chosen = make_settings(tmp_path / "home", database={"url": "sqlite:///elsewhere.db"})
+    assert database_url(chosen) == "sqlite:///elsewhere.db"

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 
 from labkit.classroom.learner import login_from_answer, read_learner_file
 from labkit.classroom.learner_home import LearnerHome
-from labkit.classroom.os_accounts import find_account
+from labkit.classroom.os_accounts import LearnerAccount, find_account
 from tests.classroom.hub_fixtures import (
     ClassroomHub,
     HubSession,
@@ -240,18 +240,8 @@ def test_the_proxy_and_hub_environments_hold_no_auth_state_key(
             assert all(secret not in value for value in env.values())
 
 
-def test_alice_cannot_read_bobs_file_environment_or_home(
-    classroom_hub: ClassroomHub, alice: Learner, bob: Learner
-) -> None:
-    alice_account = find_account(alice.os_name)
-    bob_account = find_account(bob.os_name)
-    assert alice_account is not None and bob_account is not None
-    targets = {
-        "learner file": str(_learner_file(bob)),
-        "environ": f"/proc/{server_pid(bob.os_name)}/environ",
-        "home": str(bob_account.home),
-    }
-    probe = """
+# Reads each path it is given (a folder: lists it) and says "read" or "refused".
+_READ_PROBE = """
 import json, os, sys
 outcome = {}
 for what, path in json.loads(sys.argv[1]).items():
@@ -265,30 +255,40 @@ for what, path in json.loads(sys.argv[1]).items():
         outcome[what] = "refused"
 print(json.dumps(outcome))
 """
+
+
+def test_alice_cannot_read_bobs_file_environment_or_home(
+    classroom_hub: ClassroomHub, alice: Learner, bob: Learner
+) -> None:
+    alice_account = find_account(alice.os_name)
+    bob_account = find_account(bob.os_name)
+    assert alice_account is not None and bob_account is not None
+    targets = {
+        "learner file": str(_learner_file(bob)),
+        "environ": f"/proc/{server_pid(bob.os_name)}/environ",
+        "home": str(bob_account.home),
+    }
+    python = classroom_hub.plan.learner_python
+    assert _probe_as(alice_account, python, targets) == dict.fromkeys(targets, "refused")
+    # The same probe as bob reads his own: the refusal is about who asks.
+    assert _probe_as(bob_account, python, targets) == dict.fromkeys(targets, "read")
+
+
+def _probe_as(account: LearnerAccount, python: str, targets: dict[str, str]) -> dict[str, str]:
+    """Run _READ_PROBE as `account` (its uid, gid and home only): "read" or "refused" each."""
     done = subprocess.run(
-        [classroom_hub.plan.learner_python, "-c", probe, json.dumps(targets)],
-        user=alice_account.uid,
-        group=alice_account.gid,
+        [python, "-c", _READ_PROBE, json.dumps(targets)],
+        user=account.uid,
+        group=account.gid,
         extra_groups=[],
-        cwd=alice_account.home,
-        env={"HOME": str(alice_account.home), "PATH": "/usr/bin:/bin"},
+        cwd=account.home,
+        env={"HOME": str(account.home), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == dict.fromkeys(targets, "refused")
-    # The same probe as bob reads his own: the refusal is about who asks.
-    done = subprocess.run(
-        [classroom_hub.plan.learner_python, "-c", probe, json.dumps(targets)],
-        user=bob_account.uid,
-        group=bob_account.gid,
-        extra_groups=[],
-        cwd=bob_account.home,
-        env={"HOME": str(bob_account.home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
-    assert json.loads(done.stdout) == dict.fromkeys(targets, "read")
+    outcome: dict[str, str] = json.loads(done.stdout)
+    return outcome
 
 
 def test_a_logged_out_learner_cannot_start_a_server(classroom_hub: ClassroomHub) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
+from labkit.classroom.course_mode import is_classroom
 from labkit.classroom.dashboard.service import SERVICE_NAME as DASHBOARD_SERVICE
 from labkit.classroom.hub_config import (
     STATUS_SERVICE,
@@ -25,7 +26,6 @@ from labkit.classroom.learner import (
     LEARNER_FILE_VARIABLE,
     NotInClassroom,
     current_login,
-    is_classroom,
     learner_file,
     write_learner_file,
 )
@@ -83,6 +83,7 @@ def test_the_learner_file_is_private_and_gives_the_login(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["auth_url"] == "http://127.0.0.1:5000"
     monkeypatch.setenv(LEARNER_FILE_VARIABLE, str(path))
+    monkeypatch.setenv("LABKIT_CLASSROOM", "1")  # the spawner sets both
     assert learner_file() == path and is_classroom()
     login = current_login()
     assert (login.user_id, login.email, login.nats.publish) == (

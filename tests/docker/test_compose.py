@@ -7,7 +7,6 @@ checks the deployment files on any machine, Docker or not.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -18,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from labkit.deploy import SECRET_KEYS, DeployConfig, parse_env, write_deploy_config
-from tests.conftest import make_settings
+from labkit.deploy import SECRET_KEYS, DeployConfig, parse_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
@@ -57,21 +55,6 @@ def _compose(*args: str, env_file: Path | None, home: Path) -> subprocess.Comple
     if env_file is not None:
         argv += ["--env-file", str(env_file)]
     return _run([*argv, *args], home)
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> DeployConfig:
-    """A deployment folder written by `labkit deploy-config` into tmp_path."""
-    return write_deploy_config(tmp_path / "generated", settings=make_settings(tmp_path / "home"))
-
-
-@pytest.fixture
-def resolved(deployment: DeployConfig, tmp_path: Path) -> dict[str, Any]:
-    """The compose model as Compose itself resolves it with the generated .env."""
-    result = _compose("config", "--format", "json", env_file=deployment.env_file, home=tmp_path)
-    assert result.returncode == 0, result.stderr
-    model: dict[str, Any] = json.loads(result.stdout)
-    return model
 
 
 def test_compose_file_validates(deployment: DeployConfig, tmp_path: Path) -> None:
@@ -196,6 +179,9 @@ def test_each_service_gets_only_the_secrets_it_needs(
         "auth-jwt-secret": str(deployment.out / "secrets" / "auth-jwt.secret"),
         "hub-crypt-key": str(deployment.out / "secrets" / "jupyterhub-crypt.key"),
         "hub-cookie-secret": str(deployment.out / "secrets" / "jupyterhub-cookie.secret"),
+        "dashboard-creds": str(deployment.out / "secrets" / "dashboard.creds"),
+        "observer-creds": str(deployment.out / "secrets" / "observer.creds"),
+        "dashboard-database-url": str(deployment.out / "secrets" / "database.url"),
     }
 
     def mounted(name: str) -> dict[str, str]:
@@ -208,7 +194,15 @@ def test_each_service_gets_only_the_secrets_it_needs(
         "nsc-service-token": "/data/secrets/nsc-service.token",
         "auth-jwt-secret": "/data/secrets/auth-jwt.secret",
     }
-    assert set(mounted("hub")) == {"hub-crypt-key", "hub-cookie-secret"}
+    # The hub's own two, and its instructor dashboard's (tests/docker/test_hub_dashboard.py).
+    assert set(mounted("hub")) == {
+        "hub-crypt-key",
+        "hub-cookie-secret",
+        "dashboard-creds",
+        "observer-creds",
+        "dashboard-database-url",
+        "nsc-service-token",
+    }
     for name in SERVICES - {"nsc", "auth", "hub"}:
         assert mounted(name) == {}, name
 

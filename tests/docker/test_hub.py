@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import re
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from jupyterhub.spawner import Spawner
 from traitlets.config import Config
 
 from labkit.deploy import HUB_SECRET_FILES, SECRET_KEYS, DeployConfig, parse_env, ws_urls
-from tests.docker.test_compose import ROOT, _binary, _compose, _run
+from tests.docker.test_compose import ROOT, _binary, _run
 
 HUB_CONFIG = ROOT / "docker" / "jupyterhub_config.py"
 HUB_DOCKERFILE = ROOT / "docker" / "Dockerfile.hub"
@@ -49,28 +48,6 @@ SESSION = {
 }
 
 
-@pytest.fixture
-def model(deployment: DeployConfig, tmp_path: Path) -> dict[str, Any]:
-    result = _compose("config", "--format", "json", env_file=deployment.env_file, home=tmp_path)
-    assert result.returncode == 0, result.stderr
-    resolved: dict[str, Any] = json.loads(result.stdout)
-    return resolved
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> DeployConfig:
-    from labkit.deploy import write_deploy_config
-    from tests.conftest import make_settings
-
-    return write_deploy_config(tmp_path / "generated", settings=make_settings(tmp_path / "home"))
-
-
-@pytest.fixture
-def hub_config() -> dict[str, Any]:
-    """The config file's functions, loaded as a module (not as JupyterHub loads it)."""
-    return runpy.run_path(str(HUB_CONFIG))
-
-
 def _configured(hub_config: dict[str, Any], hub_env: dict[str, str]) -> Config:
     config = Config()
     hub_config["configure"](config, {**hub_env, "LABKIT_HUB_PROXY": "/opt/hubproxy/chp"})
@@ -83,8 +60,8 @@ def _secret_values(deployment: DeployConfig) -> dict[str, str]:
     return {key: values[key] for key in keys}
 
 
-def test_the_hub_starts_after_the_stack_on_loopback(model: dict[str, Any]) -> None:
-    hub = model["services"]["hub"]
+def test_the_hub_starts_after_the_stack_on_loopback(resolved: dict[str, Any]) -> None:
+    hub = resolved["services"]["hub"]
     assert hub["build"]["dockerfile"] == "docker/Dockerfile.hub"
     assert re.fullmatch(r"labkit-hub:\d+\.\d+\.\d+", hub["image"])
     assert [(port["host_ip"], port["published"], port["target"]) for port in hub["ports"]] == [
@@ -102,12 +79,12 @@ def test_the_hub_starts_after_the_stack_on_loopback(model: dict[str, Any]) -> No
 
 
 def test_learners_join_the_clusters_network_with_the_labkit_image(
-    model: dict[str, Any], deployment: DeployConfig
+    resolved: dict[str, Any], deployment: DeployConfig
 ) -> None:
-    hub = model["services"]["hub"]
+    hub = resolved["services"]["hub"]
     env = hub["environment"]
-    assert model["networks"]["default"]["name"] == env["LABKIT_CLASSROOM_NETWORK"]
-    assert env["LABKIT_LEARNER_IMAGE"] == model["services"]["jupyter"]["image"]
+    assert resolved["networks"]["default"]["name"] == env["LABKIT_CLASSROOM_NETWORK"]
+    assert env["LABKIT_LEARNER_IMAGE"] == resolved["services"]["jupyter"]["image"]
     values = parse_env(deployment.env_file.read_text())
     assert env["LABKIT_NATS_URL"] == values["LABKIT_NATS_URL"]  # the cluster's three nodes
     assert env["LABKIT_S3_ENDPOINT"] == values["LABKIT_S3_ENDPOINT"]
@@ -122,29 +99,27 @@ def test_learners_join_the_clusters_network_with_the_labkit_image(
     assert mounts["/srv/jupyterhub"]["source"] == "hub-data"
 
 
-def test_the_docker_socket_is_the_hubs_only_privilege(model: dict[str, Any]) -> None:
-    for name, service in model["services"].items():
+def test_the_docker_socket_is_the_hubs_only_privilege(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
         for key in ("privileged", "cap_add", "devices", "security_opt", "userns_mode"):
             assert not service.get(key), (name, key)
         assert service.get("network_mode") in (None, "default"), name
         assert service.get("pid") is None, name
         sockets = [v for v in service.get("volumes", []) if v["source"] == DOCKER_SOCKET]
         assert len(sockets) == (1 if name == "hub" else 0), name
-    (socket,) = [v for v in model["services"]["hub"]["volumes"] if v["source"] == DOCKER_SOCKET]
+    (socket,) = [v for v in resolved["services"]["hub"]["volumes"] if v["source"] == DOCKER_SOCKET]
     assert socket["type"] == "bind" and socket["target"] == DOCKER_SOCKET
 
 
 def test_the_hubs_secrets_are_files_never_its_environment(
-    model: dict[str, Any], deployment: DeployConfig
+    resolved: dict[str, Any], deployment: DeployConfig
 ) -> None:
     values = parse_env(deployment.env_file.read_text())
-    hub = model["services"]["hub"]
+    hub = resolved["services"]["hub"]
     mounted = {secret["source"]: secret["target"] for secret in hub["secrets"]}
-    assert mounted == {
-        "hub-crypt-key": "/run/secrets/jupyterhub-crypt-key",
-        "hub-cookie-secret": "/run/secrets/jupyterhub-cookie-secret",
-    }
-    files = {name: Path(spec["file"]) for name, spec in model["secrets"].items()}
+    assert mounted["hub-crypt-key"] == "/run/secrets/jupyterhub-crypt-key"
+    assert mounted["hub-cookie-secret"] == "/run/secrets/jupyterhub-cookie-secret"
+    files = {name: Path(spec["file"]) for name, spec in resolved["secrets"].items()}
     for source, key in (
         ("hub-crypt-key", "JUPYTERHUB_CRYPT_KEY"),
         ("hub-cookie-secret", "JUPYTERHUB_COOKIE_SECRET"),
@@ -153,7 +128,7 @@ def test_the_hubs_secrets_are_files_never_its_environment(
         assert files[source].read_text() == values[key]
         assert files[source].stat().st_mode & 0o777 == 0o600
         assert len(bytes.fromhex(values[key])) == 32  # what JupyterHub accepts
-        for name, service in model["services"].items():
+        for name, service in resolved["services"].items():
             assert values[key] not in json.dumps(service.get("environment", {})), name
     # The hub's environment holds no secret at all (the proxy it starts inherits it).
     hub_env = json.dumps(hub["environment"])
@@ -162,9 +137,9 @@ def test_the_hubs_secrets_are_files_never_its_environment(
 
 
 def test_a_learners_container_gets_the_stack_settings_and_no_secret(
-    model: dict[str, Any], deployment: DeployConfig, hub_config: dict[str, Any]
+    resolved: dict[str, Any], deployment: DeployConfig, hub_config: dict[str, Any]
 ) -> None:
-    config = _configured(hub_config, model["services"]["hub"]["environment"])
+    config = _configured(hub_config, resolved["services"]["hub"]["environment"])
     learner_env = dict(config.DockerSpawner.environment)
     assert learner_env == {
         "LABKIT_NATS_URL": parse_env(deployment.env_file.read_text())["LABKIT_NATS_URL"],
@@ -187,9 +162,9 @@ def test_a_learners_container_gets_the_stack_settings_and_no_secret(
 
 
 def test_the_config_names_only_real_traits(
-    model: dict[str, Any], hub_config: dict[str, Any]
+    resolved: dict[str, Any], hub_config: dict[str, Any]
 ) -> None:
-    config = _configured(hub_config, model["services"]["hub"]["environment"])
+    config = _configured(hub_config, resolved["services"]["hub"]["environment"])
     classes = {
         "JupyterHub": JupyterHub,
         "ConfigurableHTTPProxy": ConfigurableHTTPProxy,
@@ -205,9 +180,9 @@ def test_the_config_names_only_real_traits(
 
 
 def test_each_learner_mounts_only_their_own_login(
-    model: dict[str, Any], deployment: DeployConfig, hub_config: dict[str, Any]
+    resolved: dict[str, Any], deployment: DeployConfig, hub_config: dict[str, Any]
 ) -> None:
-    config = _configured(hub_config, model["services"]["hub"]["environment"])
+    config = _configured(hub_config, resolved["services"]["hub"]["environment"])
     binds = {}
     for email in ("ada@example.com", "bob@example.com"):
         user = SimpleNamespace(name=email, url=f"/user/{email}/", id=1, settings={})

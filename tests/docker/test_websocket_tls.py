@@ -8,6 +8,7 @@ the generated certificate, while plain ws:// gets nowhere.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -35,13 +36,7 @@ from labkit.deploy_tls import ensure_certificate
 from labkit.nsc.wrapper import Nsc
 from labkit.stack.nats_server import nats_server_binary
 from tests.conftest import make_settings
-from tests.docker.test_compose import resolved  # noqa: F401  (a fixture)
 from tests.stack.ws_client import WsNatsClient
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> DeployConfig:
-    return write_deploy_config(tmp_path / "generated", settings=make_settings(tmp_path / "home"))
 
 
 def _node_config(node: int) -> str:
@@ -124,7 +119,7 @@ def _certificate_of_another_issuer() -> bytes:
 
 
 def test_compose_publishes_each_nodes_wss_port_on_loopback(
-    resolved: dict[str, Any],  # noqa: F811
+    resolved: dict[str, Any],
 ) -> None:
     urls = ws_urls().split(",")
     for node in range(1, NODES + 1):
@@ -152,38 +147,50 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def node_one(deployment: DeployConfig, tmp_path: Path) -> Iterator[tuple[int, DeployConfig]]:
-    """nats-server on node 1's generated config: host paths, loopback, free ports."""
+@contextlib.contextmanager
+def running_node_one(deployment: DeployConfig, workdir: Path) -> Iterator[dict[int, int]]:
+    """nats-server on node 1's generated config: host paths, loopback, free ports.
+
+    Yields the free port standing for each of the config's (4222 clients, 8222
+    monitoring, 6222 routes, 8443 browsers).
+    """
     nats_dir = deployment.out / "nats"
     text = (nats_dir / "nats-1.conf").read_text()
     ports = {4222: _free_port(), 8222: _free_port(), 6222: _free_port(), 8443: _free_port()}
     text = text.replace("/etc/nats/operator.jwt", str(nats_dir / "operator.jwt"))
     text = text.replace("/etc/nats/tls", str(nats_dir / "tls"))
     text = text.replace("/data/resolver", str(nats_dir / "nats-1" / "resolver"))
-    text = text.replace("/data/jetstream", str(tmp_path / "jetstream"))
+    text = text.replace("/data/jetstream", str(workdir / "jetstream"))
     text = text.replace("port: 4222", f"port: {ports[4222]}")
     for port in (8222, 6222, 8443):
         text = text.replace(f'"0.0.0.0:{port}"', f'"127.0.0.1:{ports[port]}"')
     text = text.replace('host: "0.0.0.0"', 'host: "127.0.0.1"')
     # (Its routes name nats-2 and nats-3, which do not resolve here: it keeps dialling.)
-    config = tmp_path / "node-1.conf"
+    config = workdir / "node-1.conf"
     config.write_text(text)
-    log = (tmp_path / "node-1.log").open("wb")
+    log_path = workdir / "node-1.log"
+    log = log_path.open("wb")
     server = subprocess.Popen(
         [str(nats_server_binary()), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 15
-        while not _listening(ports[8443]):
-            assert server.poll() is None, (tmp_path / "node-1.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "node-1.log").read_text()
+        while not all(_listening(ports[port]) for port in (4222, 8222, 8443)):
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
-        yield ports[8443], deployment
+        yield ports
     finally:
         server.terminate()
         server.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def node_one(deployment: DeployConfig, tmp_path: Path) -> Iterator[tuple[int, DeployConfig]]:
+    """Node 1's generated config run for real; its wss:// port and the deployment."""
+    with running_node_one(deployment, tmp_path) as ports:
+        yield ports[8443], deployment
 
 
 def _listening(port: int) -> bool:

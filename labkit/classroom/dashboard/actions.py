@@ -22,8 +22,9 @@ from labkit.auth.accounts import end_sessions, new_password, set_password
 from labkit.auth.database import session_factory
 from labkit.auth.errors import AuthError, UnknownUser
 from labkit.auth.nsc_client import NscClient
+from labkit.auth.roles import is_instructor
 from labkit.classroom.dashboard.progress import ProgressRecord
-from labkit.classroom.dashboard.roster import INSTRUCTOR_ROLE, Member, Roster
+from labkit.classroom.dashboard.roster import Member, Roster
 from labkit.discovery import nsc_service
 from labkit.errors import LabkitError
 from labkit.settings import Settings
@@ -61,7 +62,7 @@ def learner_to_act_on(roster: Roster, user_id: str) -> Member:
     member = roster.find(user_id)
     if member is None:
         raise ActionRefused(404, f"no account has the id {user_id!r}: reload the dashboard")
-    if member.role == INSTRUCTOR_ROLE:
+    if is_instructor(member.role):
         raise ActionRefused(
             403, f"{member.email} is an instructor; the dashboard acts on learners only"
         )

@@ -16,10 +16,11 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from labkit.auth.roles import is_instructor
 from labkit.classroom.dashboard.credentials import dashboard_creds, observer_creds
 from labkit.classroom.dashboard.online import online_users
 from labkit.classroom.dashboard.progress import ProgressRecord, ProgressUnavailable, class_progress
-from labkit.classroom.dashboard.roster import INSTRUCTOR_ROLE, Member, Roster, RosterUnavailable
+from labkit.classroom.dashboard.roster import Member, Roster, RosterUnavailable
 from labkit.classroom.dashboard.stats import ClassStats, gather_stats
 from labkit.classroom.dashboard.wiretap import ClassTap
 from labkit.client import connect_as
@@ -43,7 +44,7 @@ def class_view(
     """
     members = list(members)
     records = list(records)
-    instructors = {m.user_id for m in members if m.role == INSTRUCTOR_ROLE}
+    instructors = {m.user_id for m in members if is_instructor(m.role)}
     emails = {m.user_id: m.email for m in members}
     ids = [m.user_id for m in members if m.user_id not in instructors]
     seen = set(ids)

@@ -6,6 +6,10 @@ the keystore like the stack does for the server and the observer: a stack user
 for `$SRV.STATS` and read the progress bucket, and receives answers only in its own
 inbox. It can publish on no learner's subject; the wire tap uses the observer's
 subscribe-only credentials instead.
+
+A deployment (docker/) keeps the keystore's signing keys away from the hub: `deploy-config`
+issues both users there and the hub gets only their creds files (`<home>/secrets/`),
+which are then used as they are.
 """
 
 from __future__ import annotations
@@ -51,18 +55,26 @@ def _stack_keystore(settings: Settings) -> Nsc:
     nsc = Nsc.from_settings(settings)
     if not nsc.is_set_up:  # checked first: writing would make an empty store here
         raise NoStack(
-            f"no stack in {settings.home} (no NSC keystore): start it with `python -m labkit "
-            "up` and give the dashboard the same LABKIT_HOME"
+            f"no stack in {settings.home} (no NSC keystore, no issued creds in "
+            f"{settings.paths.secrets_dir}): start it with `python -m labkit up` and give "
+            "the dashboard the same LABKIT_HOME (in docker/: run `python -m labkit deploy-config`)"
         )
     return nsc
 
 
 def dashboard_creds(settings: Settings) -> str:
-    """(Re-)issue the dashboard's creds in the stack's keystore and return them."""
+    """The dashboard's creds: a deployment's issued file, else (re-)issued in the keystore."""
+    issued_file = settings.paths.dashboard_creds_file
+    if issued_file.is_file():
+        return issued_file.read_text(encoding="utf-8")
     issued = _stack_keystore(settings).issue_stack_user(DASHBOARD_USER, dashboard_permissions())
     return issued.creds
 
 
 def observer_creds(settings: Settings) -> str:
-    """The stack's subscribe-only observer (the wire tap), issued when NATS started."""
+    """The stack's subscribe-only observer (the wire tap): a deployment's issued file, else
+    the keystore's (issued when NATS started)."""
+    issued_file = settings.paths.observer_creds_file
+    if issued_file.is_file():
+        return issued_file.read_text(encoding="utf-8")
     return _stack_keystore(settings).observer_creds()

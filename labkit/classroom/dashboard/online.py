@@ -4,7 +4,8 @@ In operator mode each connection's entry carries the user JWT it logged in with;
 that JWT's `name` is the user's NATS name, which for a learner is their auth user
 id. The server verified the JWT when the client connected, so reading its claims
 without verifying them again is safe here. Every node of a cluster is asked: a
-learner's connection lives on one of them.
+learner's connection lives on one of them (a deployment names them in
+LABKIT_NATS_MONITOR_URL; the local stack's are in its state file).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 import requests
 
+from labkit.discovery import nats_monitor_urls
 from labkit.errors import LabkitError
 from labkit.nsc import jwt
 from labkit.settings import Settings
-from labkit.stack.cluster import node_number
-from labkit.stack.state import load_records
+from labkit.stack.errors import StackError
 
 # Far above a class; a monitoring page this long is still read in milliseconds.
 CONNZ_LIMIT = 4096
@@ -32,14 +33,17 @@ class MonitoringUnavailable(LabkitError):
 
 
 def monitor_urls(settings: Settings) -> list[str]:
-    """Every running NATS node's monitoring URL (node 1 first), from the state file."""
-    records = load_records(settings.paths.state_file)
-    nodes = sorted((n for n in records if n == "nats" or n.startswith("nats#")), key=node_number)
-    urls = [str(records[n]["monitor_url"]) for n in nodes if records[n].get("monitor_url")]
+    """Every NATS node's monitoring URL (node 1 first): LABKIT_NATS_MONITOR_URL, else the
+    state file's running nodes."""
+    try:
+        urls = nats_monitor_urls(settings)
+    except StackError:
+        urls = []
     if not urls:
         raise MonitoringUnavailable(
             f"no running NATS server recorded in {settings.home}; start the stack "
-            "(`python -m labkit up`) with the same LABKIT_HOME as the dashboard"
+            "(`python -m labkit up`) with the same LABKIT_HOME as the dashboard, or set "
+            "LABKIT_NATS_MONITOR_URL"
         )
     return urls
 

@@ -15,10 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from labkit.auth.database import database_url, make_engine
 from labkit.auth.models import User
+from labkit.auth.roles import LEARNER, is_instructor
 from labkit.errors import LabkitError
 from labkit.settings import Settings
-
-INSTRUCTOR_ROLE = "instructor"
 
 
 class RosterUnavailable(LabkitError):
@@ -52,12 +51,12 @@ class Roster:
             ) from exc
         # `role` arrives with the roles migration; before it everyone is a learner.
         return [
-            Member(row.id, row.email, str(getattr(row, "role", None) or "learner")) for row in users
+            Member(row.id, row.email, str(getattr(row, "role", None) or LEARNER)) for row in users
         ]
 
     def learners(self) -> list[Member]:
         """The accounts that are not instructors."""
-        return [member for member in self.members() if member.role != INSTRUCTOR_ROLE]
+        return [member for member in self.members() if not is_instructor(member.role)]
 
     def find(self, user_id: str) -> Member | None:
         return next((m for m in self.members() if m.user_id == user_id), None)
