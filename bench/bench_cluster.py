@@ -36,6 +36,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
+from proc_stats import cpu_seconds, machine_busy_seconds
 
 from labkit.client import connect_as
 from labkit.nsc.claims import permissions_from_templates
@@ -51,7 +52,6 @@ STREAM, JS_SUBJECT = "BENCH_JS", "benchjs.data"
 JS_PAYLOAD = b"x" * 100
 ECHO_PAYLOAD = EchoRequest(message="hello").SerializeToString()
 TIMEOUT = 10.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -89,20 +89,6 @@ async def _pipelined(call: Callable[[], Awaitable[None]], count: int, in_flight:
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(in_flight)))
     return count / (time.perf_counter() - started)
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _machine_ticks() -> int:
-    """Busy CPU ticks of the whole machine so far (/proc/stat), every process counted."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
 
 
 def _route_messages(stack: Stack) -> int:
@@ -213,16 +199,16 @@ async def _echo_measure(
     try:
         await _pipelined(ask, args.warmup * 5, args.in_flight)
         before = await _replica_counts(admin)
-        cpu_before = {g: sum(_cpu_seconds(p) for p in pids) for g, pids in groups.items()}
-        machine_before, routes_before = _machine_ticks(), _route_messages(stack)
+        cpu_before = {g: sum(cpu_seconds(p) for p in pids) for g, pids in groups.items()}
+        machine_before, routes_before = machine_busy_seconds(), _route_messages(stack)
         started = time.perf_counter()
         rate = await _pipelined(ask, args.echo, args.in_flight)
         wall = time.perf_counter() - started
         cpu = {
-            g: (sum(_cpu_seconds(p) for p in pids) - cpu_before[g]) / wall
+            g: (sum(cpu_seconds(p) for p in pids) - cpu_before[g]) / wall
             for g, pids in groups.items()
         }
-        cpu["machine"] = (_machine_ticks() - machine_before) / CLOCK_TICKS / wall
+        cpu["machine"] = (machine_busy_seconds() - machine_before) / wall
         hops = (_route_messages(stack) - routes_before) / args.echo
         after = await _replica_counts(admin)
     finally:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
+from proc_stats import rss_bytes
 
 from labkit.client import connect_as
 from labkit.labs.caching import send_cached_echo
@@ -40,10 +41,7 @@ ALICE, BOB = "bench-alice", "bench-bob"
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return rss_bytes(pid) / 2**20
 
 
 def ms(seconds: float) -> str:
