@@ -178,7 +178,13 @@ class NotebookPage:
 
     def _stuck(self, state: dict[str, Any]) -> str:
         """What the page and the server show when a wait runs out: for the report."""
-        running = [str(cell) for cell in self.cells() if "*" in cell.prompt]
+        cells = self.cells()
+        running = [str(cell) for cell in cells if "*" in cell.prompt]
+        # Every code cell's prompt, in order: whether the cells after a stuck one ran
+        # ([n]), wait ([*]) or were dropped ([ ]) tells a lost message from a hung cell.
+        prompts = " ".join(
+            f"{cell.index}{cell.prompt.removesuffix(':')}" for cell in cells if cell.code
+        )
         # The server's view of its kernels: idle there while the page shows [*] means a
         # message lost on the way to the page, busy there a cell that really still runs.
         try:
@@ -190,7 +196,7 @@ class NotebookPage:
             kernels = [f"(the server did not say: {exc})"]
         return (
             f"the page: kernel {state['kernel']!r} {state['status']}, cells still [*]: "
-            f"{running}\nthe server's kernels: {kernels}\n"
+            f"{running}\nthe prompts: {prompts}\nthe server's kernels: {kernels}\n"
             f"JupyterLab's log ends:\n{self.lab.log_tail(25)}"
         )
 

@@ -103,5 +103,6 @@ def test_a_run_all_that_never_settles_says_what_still_runs(lab: JupyterLab, page
     report = str(stuck.value)
     assert "waited 1 s for its cells to finish" in report, report
     assert "stuck_probe" in report and "busy" in report, report
+    assert "the prompts: 0[" in report and " 1[*]" in report, report
     assert "JupyterLab's log ends" in report and "the server did not say" not in report, report
     notebook.wait_until_done()  # the sleep ends: nothing left running for the next test
