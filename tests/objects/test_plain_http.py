@@ -39,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.connections += 1
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.server.requests += 1
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         body = b"x" * 100 if status == 200 else b"<Error><Code>SlowDown</Code></Error>"
