@@ -14,6 +14,7 @@ answer), so a learner hears about a store that is down at once.
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import threading
 import time
@@ -70,9 +71,10 @@ class ConnectionPool:
         of a body without one are read (`complete` is then False).
         Connection failures raise OSError after the last attempt.
         """
+        fresh = False
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
-            connection, reused = self._take()
+            connection, reused = self._take(fresh)
             try:
                 answer = self._send(connection, method, target, body, headers or {}, max_body)
             except AnswerTooLarge:
@@ -84,7 +86,9 @@ class ConnectionPool:
                     if isinstance(exc, OSError):
                         raise
                     raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
-                if not reused:  # a kept-alive connection the store closed: retry at once
+                if reused:  # the store closed it as we sent: at once, on a new one
+                    fresh = True
+                else:
                     time.sleep(BACKOFF * 2**attempt)
                 continue
             if answer.status in RETRIED_STATUSES and not last:
@@ -122,10 +126,21 @@ class ConnectionPool:
             connection.close()
         return Answer(response.status, response.reason, data, whole)
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+    def _take(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection the store has not closed (True), else a new one (False).
+
+        The store closes connections idle for a while, often all at once: each is
+        checked before use (a closed one reads as ready: EOF), so one stale one
+        does not lead to the next.
+        """
+        while not fresh:
+            with self._lock:
+                if not self._idle:
+                    break
+                connection = self._idle.pop()
+            if _still_open(connection):
+                return connection, True
+            connection.close()
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
         return connection, False
 
@@ -147,3 +162,14 @@ def _set_timeout(connection: http.client.HTTPConnection, seconds: float) -> None
     sock: socket.socket | None = connection.sock
     if sock is not None:
         sock.settimeout(seconds)
+
+
+def _still_open(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive connection has nothing to read: readable means the store closed
+    it (or sent what no request asked for); either way it is not reused."""
+    sock: socket.socket | None = connection.sock
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)

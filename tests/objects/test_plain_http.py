@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -23,10 +24,13 @@ class Scripted(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, statuses: list[int], drop_idle: bool = False) -> None:
+    def __init__(self, statuses: list[int], drop_idle: bool = False, together: int = 1) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.statuses = statuses
         self.drop_idle = drop_idle
+        # The first `together` requests are answered only once all have arrived: the
+        # client then holds that many connections at once.
+        self.together = threading.Barrier(together)
         self.connections = 0
         self.requests = 0
 
@@ -41,6 +45,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests += 1
+        if self.server.requests <= self.server.together.parties:
+            self.server.together.wait(timeout=10)
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         body = b"x" * 100 if status == 200 else b"<Error><Code>SlowDown</Code></Error>"
         self.send_response(status)
@@ -63,8 +69,10 @@ def serve() -> Iterator[list[Scripted]]:
         server.server_close()
 
 
-def start(serve: list[Scripted], statuses: list[int], drop_idle: bool = False) -> Scripted:
-    server = Scripted(statuses, drop_idle)
+def start(
+    serve: list[Scripted], statuses: list[int], drop_idle: bool = False, together: int = 1
+) -> Scripted:
+    server = Scripted(statuses, drop_idle, together)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     serve.append(server)
     return server
@@ -90,6 +98,21 @@ def test_a_kept_alive_connection_the_server_dropped_is_replaced(serve: list[Scri
     for _ in range(3):
         assert pool.request("GET", "/bucket/key").status == 200
     assert server.requests == 3 and server.connections == 3
+    pool.close()
+
+
+def test_idle_connections_the_server_dropped_all_at_once_are_replaced(
+    serve: list[Scripted],
+) -> None:
+    # Four requests at once leave four idle connections, all closed by the server (as
+    # a store closes connections idle for a while): the next request still succeeds.
+    server = start(serve, [], drop_idle=True, together=4)
+    pool = pool_for(server)
+    with ThreadPoolExecutor(4) as threads:
+        answers = list(threads.map(lambda n: pool.request("GET", f"/bucket/{n}"), range(4)))
+    assert [a.status for a in answers] == [200] * 4 and server.connections == 4
+    assert pool.request("GET", "/bucket/next").status == 200
+    assert server.requests == 5 and server.connections == 5
     pool.close()
 
 
