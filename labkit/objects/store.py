@@ -75,10 +75,14 @@ class ObjectStore:
         locate: Callable[[], S3Endpoint],
         bucket: str,
         url_expiry: timedelta = timedelta(hours=2),
+        plain_http: bool = True,
     ) -> None:
         self._locate = locate
         self.bucket = bucket
         self.url_expiry = url_expiry
+        # False: reads and writes go through urllib3 as on a TLS endpoint (tests use it
+        # to hold that path to the same behaviour on the embedded store).
+        self.plain_http = plain_http
         self._lock = threading.Lock()
         self._endpoint: S3Endpoint | None = None
         self._client: Minio | None = None
@@ -93,10 +97,14 @@ class ObjectStore:
 
     @classmethod
     def at(
-        cls, endpoint: S3Endpoint, bucket: str, url_expiry: timedelta = timedelta(hours=2)
+        cls,
+        endpoint: S3Endpoint,
+        bucket: str,
+        url_expiry: timedelta = timedelta(hours=2),
+        plain_http: bool = True,
     ) -> ObjectStore:
         """A store at a fixed endpoint (tests, scripts)."""
-        return cls(lambda: endpoint, bucket, url_expiry)
+        return cls(lambda: endpoint, bucket, url_expiry, plain_http)
 
     @property
     def endpoint(self) -> S3Endpoint:
@@ -119,7 +127,8 @@ class ObjectStore:
                     _create_bucket(client, self.bucket)
                 if self._plain is not None:
                     self._plain.close()
-                self._plain = None if endpoint.secure else _plain_pool(endpoint)
+                plain = self.plain_http and not endpoint.secure
+                self._plain = _plain_pool(endpoint) if plain else None
                 self._client, self._http, self._endpoint = client, http, endpoint
             return endpoint, self._client, self._http
 
@@ -219,6 +228,7 @@ class ObjectStore:
             return plain.request(method, target, body, headers, max_body)
         assert http is not None  # _connection made it
         response = http.request(method, url, body=body, headers=headers, preload_content=False)
+        whole = False
         try:
             length = response.headers.get("Content-Length")
             if (
@@ -231,6 +241,8 @@ class ObjectStore:
             data = response.read(None if max_body is None else max_body + 1)
             whole = max_body is None or len(data) <= max_body
         finally:
+            if not whole:
+                response.close()  # a body left unread: the connection is not reused
             response.release_conn()
         return Answer(response.status, response.reason or "", bytes(data), whole)
 

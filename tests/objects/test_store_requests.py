@@ -4,8 +4,8 @@
   of the store on another port is followed at the next use, a stopped store is an
   error that says how to start it (the file lab's outage test follows a real one).
 - Reads and writes are one signed request each on a kept-alive connection, against
-  the real embedded store; a read over its limit is refused, and the store keeps
-  serving after it.
+  the real embedded store, on both paths (plain `http.client`, and urllib3 as for a
+  TLS endpoint); a read over its limit is refused, and the store keeps serving after it.
 """
 
 from __future__ import annotations
@@ -56,11 +56,14 @@ def test_the_endpoint_is_read_again_only_when_its_files_change(settings: Setting
     assert cache.current().endpoint == "127.0.0.1:41003"
 
 
-@pytest.fixture(scope="module")
-def store(running_stack: Stack) -> Iterator[ObjectStore]:
+@pytest.fixture(scope="module", params=["plain http", "urllib3"])
+def store(running_stack: Stack, request: pytest.FixtureRequest) -> Iterator[ObjectStore]:
+    """A store on a bucket of its own; `urllib3` is the path a TLS endpoint takes."""
     running_stack.ensure("objects")
     store = ObjectStore.at(
-        embedded_endpoint(running_stack.settings), f"labkit-requests-{secrets.token_hex(4)}"
+        embedded_endpoint(running_stack.settings),
+        f"labkit-requests-{secrets.token_hex(4)}",
+        plain_http=request.param == "plain http",
     )
     yield store
     for key in store.list_keys():
