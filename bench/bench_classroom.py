@@ -59,7 +59,7 @@ READY_TIMEOUT = 900.0  # seconds for a driver to connect its learners: a bound, 
 REGISTERING_AT_ONCE = 4
 # What a learner does (the rest of the latencies are a file round trip's steps and the
 # simulator's own event-loop lag).
-LEARNER_ACTIONS = ("echo", "cached", "ping", "stream", "file")
+LEARNER_ACTIONS = ("echo", "cached", "ping", "stream", "file", "progress")
 
 
 def configure(home: Path, replicas: int, nanio_workers: int) -> Settings:

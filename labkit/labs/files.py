@@ -15,7 +15,8 @@ plain HTTP straight to the object store, and asks the server to work on them:
 
 Transforms run on the lab's own bounded pool, at most a few per user (one more
 gets a `busy` error reply) and within a budget of decoded pixels across all
-users; presigning has a small pool of its own (`labkit.labs.image_work`).
+users; presigning runs on the event loop once the store's endpoint is known (no IO),
+else on a small pool of its own (`labkit.labs.image_work`).
 
 Objects live at `<user>/<name>` in one bucket; the user comes from the subject,
 which the NATS server vouches for, and a name is one safe path segment, so a
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -139,8 +140,19 @@ async def send_file(
     with _as_error_replies():
         key = object_key(user, validate_object_name(image_request.name))
         size = check_upload_size(image_request.size, limits)
-        url = await work.on_presign_pool(store.presign_sized_put, key, size, expiry.lifetime)
+        url = await _presigned(work, store, store.presign_sized_put, key, size, expiry.lifetime)
     return ImageResponse(URL=url)
+
+
+async def _presigned(
+    work: ImageWork, store: ObjectStore, sign: Callable[..., str], *args: object
+) -> str:
+    """A presigned URL: on the event loop when the store is ready (a tenth of a millisecond
+    of HMAC, cheaper than a thread's round trip), else on the presign pool (the first
+    use checks the bucket over the network)."""
+    if store.ready:
+        return sign(*args)
+    return await work.on_presign_pool(sign, *args)
 
 
 def check_upload_size(size: int, limits: ImageLimits) -> int:
@@ -185,7 +197,7 @@ async def transform_file(
                 await work.on_image_pool(
                     _transform_and_store, store, result_key, data, transformation, limits
                 )
-            url = await work.on_presign_pool(store.presign_get, result_key)
+            url = await _presigned(work, store, store.presign_get, result_key)
     return ImageResponse(URL=url)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import string
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,48 @@ def s3_endpoint(settings: Settings | None = None) -> S3Endpoint:
     endpoint = s3.endpoint.removeprefix("http://").removeprefix("https://").rstrip("/")
     secure = s3.secure or s3.endpoint.startswith("https://")
     return S3Endpoint(endpoint, S3Keys(s3.access_key, s3.secret_key), s3.region, secure)
+
+
+class EndpointCache:
+    """`s3_endpoint(settings)`, read again only when the files it comes from changed.
+
+    A server presigns and reads objects many times a second: a look at the state
+    file's and the keys file's identity (`os.stat`: inode, size, change time) costs
+    a few microseconds where parsing them costs tens. Every write of either file
+    replaces it (a rename: a new inode), so a store restarted on another port is
+    followed at its first use after the restart, as without the cache. An endpoint
+    from the settings (`LABKIT_S3_ENDPOINT`) never changes while the process runs.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._seen: tuple[tuple[int, ...], ...] | None = None
+        self._endpoint: S3Endpoint | None = None
+
+    def current(self) -> S3Endpoint:
+        """The endpoint clients should use now (ObjectStoreUnavailable, as `s3_endpoint`)."""
+        if self.settings.s3.endpoint:
+            seen: tuple[tuple[int, ...], ...] = ()
+        else:
+            paths = self.settings.paths
+            seen = (_identity(paths.state_file), _identity(paths.s3_keys_file))
+        with self._lock:
+            if self._endpoint is not None and seen == self._seen:
+                return self._endpoint
+        endpoint = s3_endpoint(self.settings)  # raises when there is none: nothing cached
+        with self._lock:
+            self._seen, self._endpoint = seen, endpoint
+        return endpoint
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """What changes whenever `path` is written or replaced (() when there is none)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return ()
+    return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def _read_keys(path: Path) -> S3Keys:
