@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -133,30 +130,6 @@ def test_without_a_running_store_the_error_says_how_to_start_it(settings: Settin
         s3_endpoint(settings)
     with pytest.raises(ObjectStoreUnavailable, match="python -m labkit up"):
         ObjectStore.from_settings(settings).presign_put("alice/cat.png")
-
-
-@pytest.fixture
-def hanging_up_port() -> Iterator[tuple[int, list[int]]]:
-    """A loopback port that accepts each connection and closes it at once, counting them."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted = [0]
-
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            accepted[0] += 1
-            connection.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], accepted
-    listener.close()
-    thread.join(timeout=5)
 
 
 def test_a_store_that_does_not_answer_fails_after_few_attempts(

@@ -6,7 +6,6 @@ says (a dropped kept-alive connection, 503s), and a port that hangs up at once.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -137,28 +136,11 @@ def test_an_answer_over_the_limit_is_refused_before_its_body(serve: list[Scripte
     assert pool.request("GET", "/bucket/key", max_body=100).body == b"x" * 100  # still serves
 
 
-def test_a_port_that_hangs_up_is_given_up_after_three_attempts() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted = [0]
-
-    def hang_up() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            accepted[0] += 1
-            connection.close()
-
-    thread = threading.Thread(target=hang_up, daemon=True)
-    thread.start()
-    try:
-        pool = ConnectionPool("127.0.0.1", listener.getsockname()[1], 2.0, 5.0, 4)
-        with pytest.raises(OSError):
-            pool.request("GET", "/bucket/key")
-        assert accepted[0] == ATTEMPTS == 3
-    finally:
-        listener.close()
-        thread.join(timeout=5)
+def test_a_port_that_hangs_up_is_given_up_after_three_attempts(
+    hanging_up_port: tuple[int, list[int]],
+) -> None:
+    port, accepted = hanging_up_port
+    pool = ConnectionPool("127.0.0.1", port, 2.0, 5.0, 4)
+    with pytest.raises(OSError):
+        pool.request("GET", "/bucket/key")
+    assert accepted[0] == ATTEMPTS == 3
