@@ -9,11 +9,17 @@ Memory is bounded: at most `max_ids` remembered ids (plus one per learner) in al
 past it, the learners least recently reported for are forgotten first (they cost a
 listing of the bucket again on their next new exercise, nothing more). 100,000 ids
 is ~10 MB, 500 learners at the default bound of 200 exercises each.
+
+UserLocks serialises one learner's reports in this process; a learner's lock lives
+only while a report of theirs is stored or waiting, so it costs no memory after.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 REMEMBERED_IDS = 100_000
@@ -84,3 +90,28 @@ class KnownRecords:
     def remembered_ids(self) -> int:
         """Ids remembered in all (plus one per learner)."""
         return self._total
+
+
+class UserLocks:
+    """One asyncio lock per learner, dropped when no report of theirs holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, user: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(user, (asyncio.Lock(), 0))
+        self._locks[user] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[user]
+            if users == 1:
+                del self._locks[user]
+            else:
+                self._locks[user] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        """Learners with a report held or waiting."""
+        return len(self._locks)

@@ -23,7 +23,6 @@ The listings fill this process's memory of the user's ids (labkit.classroom.prog
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -40,7 +39,12 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
-from labkit.classroom.progress_known import REMEMBERED_IDS, KnownRecords, UserRecords
+from labkit.classroom.progress_known import (
+    REMEMBERED_IDS,
+    KnownRecords,
+    UserLocks,
+    UserRecords,
+)
 from labkit.errors import LabkitError
 from labkit.protocol import ProgressReport
 from labkit.server.injection import register_dependency
@@ -104,7 +108,7 @@ class ProgressStore:
         self.max_per_user = max_per_user
         self._clock = clock
         # One report at a time per user in this process (replicas: see _write()).
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = UserLocks()
         self.known = KnownRecords(remembered_ids)
 
     @classmethod
@@ -143,8 +147,7 @@ class ProgressStore:
             exercise_id=report.exercise_id, passed=report.passed, attempts=report.attempts
         )
         stored.at.FromNanoseconds(round(self._clock() * 1_000_000_000))
-        lock = self._locks.setdefault(user, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(user):
             records = self.known.of(user)
             try:
                 await self._write(user, report.exercise_id, stored.SerializeToString(), records)

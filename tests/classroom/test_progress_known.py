@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from labkit.classroom.progress_known import KnownRecords
+from labkit.classroom.progress_known import KnownRecords, UserLocks
 
 
 def test_a_listing_replaces_ids_and_keeps_known_revisions() -> None:
@@ -53,3 +55,30 @@ def test_a_learner_forgotten_while_served_is_not_counted() -> None:
 def test_the_bound_must_allow_something() -> None:
     with pytest.raises(ValueError, match="1 or more"):
         KnownRecords(max_ids=0)
+
+
+def test_a_learners_lock_serialises_and_is_dropped_when_free() -> None:
+    locks = UserLocks()
+    order: list[str] = []
+
+    async def hold(user: str, name: str, go: asyncio.Event) -> None:
+        async with locks.hold(user):
+            order.append(f"{name} in")
+            await go.wait()
+            order.append(f"{name} out")
+
+    async def scenario() -> int:
+        go = asyncio.Event()
+        first = asyncio.create_task(hold("ann", "first", go))
+        second = asyncio.create_task(hold("ann", "second", go))
+        other = asyncio.create_task(hold("bob", "other", go))
+        while len(order) < 2:  # first and other are in; second waits for first
+            await asyncio.sleep(0)
+        held = len(locks)
+        go.set()
+        await asyncio.gather(first, second, other)
+        return held
+
+    assert asyncio.run(scenario()) == 2
+    assert order.index("second in") > order.index("first out")
+    assert len(locks) == 0
