@@ -10,8 +10,11 @@ exercises per learner (labkit.classroom.progress_store). Two kinds of report:
   far from the bound).
 
 A real stack in a temporary data directory on free ports: nats-server and the
-application server as the stack runs it (`python -m labkit.server`, its own process);
-`--clients` learners send `--reports` reports in all, one at a time each. CPU comes
+application server as the stack runs it (`python -m labkit.server`, its own process).
+The bucket first gets a class's records (`--class-size` learners × 8 exercises,
+written directly: what a listing of one learner's keys searches grows with it); then
+`--clients` learners send `--reports` reports in all, one at a time each, to
+`--replicas` application servers (their CPU added up). CPU comes
 from /proc (bench/proc_stats.py): each process's CPU seconds over the window, divided
 by the reports.
 
@@ -22,7 +25,7 @@ restarted alternately on that code (through PYTHONPATH) and on this checkout's,
 measured in one run.
 
     .venv/bin/python bench/bench_progress.py [--reports 600] [--clients 4]
-        [--baseline DIR] [--repeats 3]
+        [--class-size 1000] [--replicas 1] [--baseline DIR] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from nats.aio.client import Client
 from labkit.classroom.progress import report
 from labkit.client import connect_as
 from labkit.nsc.wrapper import Nsc
+from labkit.protocol import ProgressReport
 from labkit.settings import Settings
 from labkit.stack import Stack
 
@@ -90,12 +94,39 @@ async def measure_async(
     return {name: (after[name] - before[name]) / reports * 1000 for name in after}, reports / wall
 
 
+async def fill_class(settings: Settings, learners: int) -> None:
+    """`learners` × KNOWN_EXERCISES records in the bucket, as a class's would be."""
+    nc = await connect_as(Nsc.from_settings(settings).server_creds(), settings=settings)
+    try:
+        kv = await nc.jetstream().key_value(settings.progress.bucket)
+        record = ProgressReport(exercise_id="lab01-ex0", passed=True, attempts=1)
+        for start in range(0, learners, 50):
+            await asyncio.gather(
+                *(
+                    kv.put(f"classmate{n}.lab01-ex{e}", record.SerializeToString())
+                    for n in range(start, min(start + 50, learners))
+                    for e in range(KNOWN_EXERCISES)
+                )
+            )
+    finally:
+        await nc.close()
+
+
 def pids(stack: Stack) -> dict[str, int]:
+    """nats-server's pid, and each application server's (`server`, `server#2`, ...)."""
     return {
         name: entry.pid
         for name, entry in stack.status().items()
-        if name in ("server", "nats") and entry.pid
+        if name.split("#")[0] in ("server", "nats") and entry.pid
     }
+
+
+def by_process(per_process: dict[str, float]) -> dict[str, float]:
+    """Replicas' figures added up under `server`."""
+    summed: dict[str, float] = {}
+    for name, value in per_process.items():
+        summed[name.split("#")[0]] = summed.get(name.split("#")[0], 0.0) + value
+    return summed
 
 
 def use_code(stack: Stack, code: Path) -> None:
@@ -112,6 +143,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reports", type=int, default=600, help="reports per measurement")
     parser.add_argument("--clients", type=int, default=4, help="learners at once")
+    parser.add_argument("--replicas", type=int, default=1, help="application servers")
+    parser.add_argument("--class-size", type=int, default=1000, help="learners in the bucket")
     parser.add_argument("--baseline", type=Path, help="a directory with another labkit package")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per code and kind")
     args = parser.parse_args()
@@ -126,19 +159,25 @@ def main() -> int:
     rates: dict[tuple[str, str], list[float]] = {}
     loads = [load_average()]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-progress-") as home:
-        settings = Settings(home=Path(home), nats={"port": 0, "monitor_port": 0})  # type: ignore[arg-type]
+        settings = Settings(
+            home=Path(home),
+            nats={"port": 0, "monitor_port": 0},  # type: ignore[arg-type]
+            server={"replicas": args.replicas},  # type: ignore[arg-type]
+        )
         # `python -m` puts the working directory first on the path, before PYTHONPATH:
         # the server starts from the data directory, so a baseline's labkit is the one.
         os.chdir(home)
         with Stack(settings) as stack:
             stack.ensure("nats", "server")
+            asyncio.run(fill_class(settings, args.class_size))
             for repeat in range(args.repeats):
                 for name, code in codes:
                     use_code(stack, code)
                     for kind in KINDS:
-                        per_report, rate = asyncio.run(
+                        per_process, rate = asyncio.run(
                             measure_async(settings, pids(stack), kind, args.reports, args.clients)
                         )
+                        per_report = by_process(per_process)
                         results.setdefault((name, kind), []).append(per_report)
                         rates.setdefault((name, kind), []).append(rate)
                         loads.append(load_average())
@@ -149,7 +188,9 @@ def main() -> int:
                         )
     print(
         f"\n{args.reports} reports × {args.repeats} per code and kind, {args.clients} learners "
-        f"at once; load average {min(loads):.1f} to {max(loads):.1f} ({os.cpu_count()} cores)\n"
+        f"at once, {args.class_size} learners' records in the bucket, {args.replicas} "
+        f"application server(s); load average "
+        f"{min(loads):.1f} to {max(loads):.1f} ({os.cpu_count()} cores)\n"
     )
     print("| code | report | application server ms CPU / report | nats-server | rate |")
     print("|---|---|---|---|---|")
