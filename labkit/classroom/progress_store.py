@@ -8,7 +8,9 @@ records only through `<user>.progress.mine`.
 A learner's share is bounded by the number of exercise ids they have records for.
 JetStream has no per-prefix limit, so the bound is kept here: a new id is refused
 at the bound, and a record that another replica's concurrent write pushed past the
-bound is taken back (purged) and refused. Re-reporting a known exercise always works.
+bound is taken back (purged) and refused. Re-reporting a known exercise always works
+(but for a report that keeps losing to reports of the same exercise stored at once by
+other replicas: it is refused as busy, and sending it again works).
 
 What a report costs in JetStream requests (each is a round trip to the stream leader):
 - a record this process wrote or read before: one conditional put (expected last

@@ -129,6 +129,7 @@ def test_the_bound_holds_with_two_servers_writing_at_once(two_servers: Stack) ->
     # on both servers past every retry, refused as busy: never lost silently).
     assert {o.code for o in again if isinstance(o, RemoteError)} <= {"progress_busy"}, again
     assert len(_stored(again)) >= len(stored)
+    assert all(r.passed and r.attempts >= 2 for r in mine)  # re-reported, last one wins
     assert len(served) == REPLICAS and all(count > 0 for count in served), served
 
 
