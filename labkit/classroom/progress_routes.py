@@ -10,7 +10,12 @@ only into the requester's own inbox.
 
 from __future__ import annotations
 
-from labkit.classroom.progress_store import InvalidReport, ProgressFull, ProgressStore
+from labkit.classroom.progress_store import (
+    InvalidReport,
+    ProgressBusy,
+    ProgressFull,
+    ProgressStore,
+)
 from labkit.protocol import ProgressList, ProgressReport
 from labkit.server.errors import HandlerError
 from labkit.server.injection import CurrentUser
@@ -30,6 +35,8 @@ async def store_progress(
         raise HandlerError(str(exc), code="invalid_report") from exc
     except ProgressFull as exc:
         raise HandlerError(str(exc), code="progress_full") from exc
+    except ProgressBusy as exc:
+        raise HandlerError(str(exc), code="progress_busy") from exc
 
 
 @router.subscribe(any_user(PROGRESS_MINE))
