@@ -44,6 +44,7 @@ from labkit.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from baseline_code import add_baseline_option, check_baseline, use_code  # noqa: E402
 from proc_stats import CLOCK_TICKS, cpu_seconds, load_average  # noqa: E402
 
 WARMUP_ROUNDS = 10
@@ -122,25 +123,14 @@ def measure(stack: Stack, rounds: int, clients: int, data: bytes) -> tuple[dict[
     return asyncio.run(measure_async(stack.settings, pids(stack), rounds, clients, data))
 
 
-def use_code(stack: Stack, code: Path) -> None:
-    """Restart the application server on the labkit package found in `code`."""
-    stack.down("server")
-    os.environ["PYTHONPATH"] = str(code)
-    try:
-        stack.ensure("server")
-    finally:
-        os.environ.pop("PYTHONPATH", None)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=300, help="round trips per measurement")
     parser.add_argument("--clients", type=int, default=4, help="learners at once")
-    parser.add_argument("--baseline", type=Path, help="a directory with another labkit package")
+    add_baseline_option(parser)
     parser.add_argument("--repeats", type=int, default=3, help="measurements per code")
     args = parser.parse_args()
-    if args.baseline is not None and not (args.baseline / "labkit" / "__init__.py").exists():
-        parser.error(f"{args.baseline} holds no labkit package (labkit/__init__.py)")
+    check_baseline(parser, args.baseline)
     data = tiny_png()
     codes: list[tuple[str, Path | None]] = [("this checkout", HERE.parent)]
     if args.baseline is not None:

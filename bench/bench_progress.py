@@ -51,6 +51,7 @@ from labkit.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from baseline_code import add_baseline_option, check_baseline, use_code  # noqa: E402
 from proc_stats import cpu_seconds, load_average  # noqa: E402
 
 KINDS = ("re-report", "new")
@@ -129,27 +130,16 @@ def by_process(per_process: dict[str, float]) -> dict[str, float]:
     return summed
 
 
-def use_code(stack: Stack, code: Path) -> None:
-    """Restart the application server on the labkit package found in `code`."""
-    stack.down("server")
-    os.environ["PYTHONPATH"] = str(code)
-    try:
-        stack.ensure("server")
-    finally:
-        os.environ.pop("PYTHONPATH", None)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reports", type=int, default=600, help="reports per measurement")
     parser.add_argument("--clients", type=int, default=4, help="learners at once")
     parser.add_argument("--replicas", type=int, default=1, help="application servers")
     parser.add_argument("--class-size", type=int, default=1000, help="learners in the bucket")
-    parser.add_argument("--baseline", type=Path, help="a directory with another labkit package")
+    add_baseline_option(parser)
     parser.add_argument("--repeats", type=int, default=3, help="measurements per code and kind")
     args = parser.parse_args()
-    if args.baseline is not None and not (args.baseline / "labkit" / "__init__.py").exists():
-        parser.error(f"{args.baseline} holds no labkit package (labkit/__init__.py)")
+    check_baseline(parser, args.baseline)
     if args.reports // args.clients >= 200:
         parser.error("keep --reports / --clients under 200, the default bound per learner")
     codes: list[tuple[str, Path]] = [("this checkout", HERE.parent)]
