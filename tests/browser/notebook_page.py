@@ -56,6 +56,8 @@ _STATE = """
   status: panel.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status'),
   running: [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
     .filter(p => p.textContent.includes('[*]')).length,
+  prompts: [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent).join(' '),
 })
 """
 _LOADING = """
@@ -148,8 +150,9 @@ class NotebookPage:
 
     def run_all(self) -> None:
         """Run → Run All Cells, and wait until every cell has finished."""
+        before = self._state()["prompts"]
         self.menu("Run", "runmenu:run-all")
-        self._wait_until_started()
+        self._wait_until_started(before)
         self.wait_until_done()
 
     def restart_and_run_to(self, index: int) -> None:
@@ -157,8 +160,9 @@ class NotebookPage:
         cell = self.panel.locator(".jp-Notebook .jp-Cell").nth(index)
         cell.locator(".jp-InputPrompt").click()
         cell.and_(self.page.locator(".jp-mod-active")).wait_for(timeout=5_000)
+        before = self._state()["prompts"]
         self.menu("Kernel", "notebook:restart-and-run-to-selected")
-        self._wait_until_started()
+        self._wait_until_started(before)
         self.wait_until_done()
 
     def _state(self) -> dict[str, Any]:
@@ -200,10 +204,15 @@ class NotebookPage:
             f"JupyterLab's log ends:\n{self.lab.log_tail(25)}"
         )
 
-    def _wait_until_started(self) -> None:
-        # JupyterLab marks queued cells [*] at once: no [*] means the command did nothing.
+    def _wait_until_started(self, prompts_before: str) -> None:
+        # JupyterLab marks queued cells [*] at once: no [*] means the command did nothing,
+        # unless the cells already ran between two looks (their prompts changed).
         self._wait_for(
-            lambda state: state["running"] or state["status"] != "idle", 10, "cells to start"
+            lambda state: (
+                state["running"] or state["status"] != "idle" or state["prompts"] != prompts_before
+            ),
+            10,
+            "cells to start",
         )
 
     def wait_until_done(self, timeout: float = RUN_TIMEOUT) -> None:

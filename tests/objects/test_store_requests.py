@@ -87,8 +87,9 @@ def test_reads_and_writes_share_kept_alive_connections(store: ObjectStore) -> No
         store.write(f"alice/{number}.bin", data, "application/octet-stream")
         assert store.read(f"alice/{number}.bin", max_bytes=1024) == data
     # 40 requests one after another: one connection for them (and the SDK's own, used
-    # for the bucket), not one each.
-    assert connections_to(store.endpoint.endpoint) <= 2
+    # for the bucket), not one each. A loaded machine may see the store drop an idle one
+    # and the pool open another (seen once in CI: 3), so the bound leaves room for that.
+    assert connections_to(store.endpoint.endpoint) <= 4
 
 
 def test_a_read_over_its_limit_is_refused_and_the_store_keeps_serving(

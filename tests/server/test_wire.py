@@ -116,8 +116,11 @@ def test_unread_bytes_counts_what_waits_on_the_socket(running_stack: Stack) -> N
             transport.pause_reading()  # as if the reader were busy with a burst
             for _ in range(count):
                 await sender.publish(f"{USER}.wire.fill", payload)
-            # The sender's PONG comes after NATS has written every message to the reader.
             await sender.flush()
+            # nats-server writes to the reader from a goroutine of its own: the sender's
+            # PONG may come first, so wait for the bytes rather than read them once.
+            expected = count * len(payload)
+            await wait_until(lambda: reader.unread_bytes() >= expected, "the burst waiting")
             waiting = reader.unread_bytes()
             transport.resume_reading()
             await wait_until(lambda: len(received) == count, "every message read")

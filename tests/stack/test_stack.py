@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,21 @@ def test_a_dead_component_is_restarted(stack: Stack) -> None:
     assert _gone(before)
     after = stack.ensure("nats")["nats"]
     assert after.running and after.pid != before
+
+
+def test_a_running_server_that_misses_a_health_check_is_not_restarted(stack: Stack) -> None:
+    before = stack.ensure("nats")["nats"].pid
+    assert before is not None
+    # Frozen longer than one check's timeout (0.5 s), shorter than the checks again.
+    os.kill(before, signal.SIGSTOP)
+    thaw = threading.Timer(0.8, os.kill, (before, signal.SIGCONT))
+    thaw.start()
+    try:
+        after = stack.ensure("nats")["nats"]
+    finally:
+        thaw.join()
+        os.kill(before, signal.SIGCONT)
+    assert after.running and after.pid == before
 
 
 def test_a_taken_port_is_replaced_by_a_free_one_and_recorded(tmp_path: Path) -> None:
