@@ -29,5 +29,6 @@ def hanging_up_port() -> Iterator[tuple[int, list[int]]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()[1], accepted
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting in the thread
     listener.close()
     thread.join(timeout=5)
