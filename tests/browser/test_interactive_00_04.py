@@ -265,6 +265,9 @@ def test_nsc_lab_cells_run_again_and_again(lab: JupyterLab, page: Any) -> None:
 # --- 02: the auth panel ----------------------------------------------------------------------
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_auth_panel_clicked_then_the_cells(lab: JupyterLab, page: Any) -> None:
     panel_cell = _index(lab, AUTH, "panel = AuthPanel()")
     notebook = open_to(page, lab, AUTH, panel_cell)
@@ -303,6 +306,9 @@ def test_auth_panel_clicked_then_the_cells(lab: JupyterLab, page: Any) -> None:
 # --- 03: the echo panels -----------------------------------------------------------------------
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_echo_panels_used_by_hand_between_the_cells(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -344,6 +350,9 @@ def test_echo_panels_used_by_hand_between_the_cells(lab: JupyterLab, page: Any) 
 # --- 04: the cached echo panel -----------------------------------------------------------------
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_cached_echo_panel_used_by_hand_then_the_cells(lab: JupyterLab, page: Any) -> None:
     panel_cell = _index(lab, CACHE, "panel = EchoPanel(lambda text: send_cached_echo")
     notebook = open_to(page, lab, CACHE, panel_cell)

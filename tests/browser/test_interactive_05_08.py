@@ -29,6 +29,9 @@ def _notebook(page: Any, lab: JupyterLab, name: str) -> Any:
     return notebook
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_05_chat_panes_typed_in_between_the_cells(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -70,6 +73,9 @@ def test_05_chat_panes_typed_in_between_the_cells(lab: JupyterLab, page: Any) ->
         notebook.screenshot(SCREENSHOTS / "05_ping_pong-typed.png")
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_06_files_panel_explored_before_the_cells(
     lab: JupyterLab, page: Any, tmp_path: Path
 ) -> None:
@@ -121,6 +127,9 @@ def test_06_files_panel_explored_before_the_cells(
         notebook.screenshot(SCREENSHOTS / "06_sending_files-explored.png")
 
 
+# Long (a JupyterLab driven by hand for half a minute): in `make soak`, which CI runs
+# after `make test`, to keep `make test` under 15 minutes.
+@pytest.mark.soak
 def test_07_switch_toggled_in_the_browser_then_the_cells(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 

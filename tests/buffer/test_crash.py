@@ -66,6 +66,8 @@ def flush_until_empty(argv: list[str], outbox: Path, subject: str) -> int:
     pytest.fail(f"the outbox still holds messages after 3 flushes: {finished.stdout}")
 
 
+# A trial of many random kill points (25 s): in `make soak`, which CI runs after `make test`.
+@pytest.mark.soak
 @pytest.mark.slow
 def test_sigkill_at_random_points_during_flush_loses_and_doubles_nothing(
     tmp_path: Path, buffer_creds: str, nats_url: str
