@@ -32,3 +32,11 @@ def use_code(stack: Stack, code: Path) -> None:
         stack.ensure("server")
     finally:
         os.environ.pop("PYTHONPATH", None)
+
+
+def codes_to_measure(checkout: Path, baseline: Path | None) -> list[tuple[str, Path]]:
+    """(name, package directory) of each code to measure: the baseline first, when given."""
+    codes = [("this checkout", checkout)]
+    if baseline is not None:
+        codes.insert(0, (f"baseline {baseline}", baseline.resolve()))
+    return codes

@@ -44,7 +44,7 @@ from labkit.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from baseline_code import add_baseline_option, check_baseline, use_code  # noqa: E402
+from baseline_code import add_baseline_option, check_baseline, codes_to_measure, use_code  # noqa: E402
 from proc_stats import CLOCK_TICKS, cpu_seconds, load_average  # noqa: E402
 
 WARMUP_ROUNDS = 10
@@ -132,9 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     check_baseline(parser, args.baseline)
     data = tiny_png()
-    codes: list[tuple[str, Path | None]] = [("this checkout", HERE.parent)]
-    if args.baseline is not None:
-        codes.insert(0, (f"baseline {args.baseline}", args.baseline.resolve()))
+    codes = codes_to_measure(HERE.parent, args.baseline)
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in codes}
     rates: dict[str, list[float]] = {name: [] for name, _ in codes}
     loads = [load_average()]

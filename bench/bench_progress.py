@@ -51,7 +51,7 @@ from labkit.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from baseline_code import add_baseline_option, check_baseline, use_code  # noqa: E402
+from baseline_code import add_baseline_option, check_baseline, codes_to_measure, use_code  # noqa: E402
 from proc_stats import cpu_seconds, load_average  # noqa: E402
 
 KINDS = ("re-report", "new")
@@ -142,9 +142,7 @@ def main() -> int:
     check_baseline(parser, args.baseline)
     if args.reports // args.clients >= 200:
         parser.error("keep --reports / --clients under 200, the default bound per learner")
-    codes: list[tuple[str, Path]] = [("this checkout", HERE.parent)]
-    if args.baseline is not None:
-        codes.insert(0, (f"baseline {args.baseline}", args.baseline.resolve()))
+    codes = codes_to_measure(HERE.parent, args.baseline)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     rates: dict[tuple[str, str], list[float]] = {}
     loads = [load_average()]
