@@ -64,6 +64,20 @@ _LOADING = """
 (panel) => [...panel.querySelectorAll('.jp-Cell-outputArea')]
   .some(area => area.textContent.includes('Loading widget...'))
 """
+# The notebook index of each cell the page has attached (JupyterLab's data attribute).
+_ATTACHED = """
+(panel) => [...panel.querySelectorAll('.jp-Notebook .jp-Cell')]
+  .map(cell => cell.dataset.windowedListIndex)
+"""
+_SCROLL_TO_END_AND_BACK = """
+(panel) => {
+  const outer = panel.querySelector('.jp-WindowedPanel-outer');
+  const top = outer.scrollTop;
+  outer.scrollTop = outer.scrollHeight;
+  outer.scrollTop = top;
+}
+"""
+ATTACH_TIMEOUT = 60.0  # seconds JupyterLab may take to attach a notebook's cells
 _FULL_HEIGHT = """
 (panel) => {
   const outer = panel.querySelector('.jp-WindowedPanel-outer');
@@ -132,6 +146,10 @@ class NotebookPage:
             60,
             "its kernel to be ready",
         )
+        # JupyterLab attaches the cells in the background (idle time) after the kernel is
+        # ready; a person waits for the notebook to appear before Run All. A Run All during
+        # that attaching has been seen to leave the last cells unattached for good.
+        self._wait_for_all_cells(len(self.lab.notebook(self.name)["cells"]), ATTACH_TIMEOUT)
         # Close the file browser: the notebook gets the page's width in the screenshots.
         sidebar = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
         if sidebar.count():
@@ -230,6 +248,21 @@ class NotebookPage:
         found = self.panel.evaluate(_READ_CELLS)
         return [Cell(index, **cell) for index, cell in enumerate(found)]
 
+    def _wait_for_all_cells(self, count: int, timeout: float) -> list[Cell]:
+        """The page's cells once it shows `count` of them (or what it shows at `timeout`).
+
+        Half way, the notebook is scrolled to its end and back, as a person looking for
+        the missing cells would: that asks JupyterLab to lay them out again.
+        """
+        deadline = time.monotonic() + timeout
+        nudge = time.monotonic() + timeout / 2
+        while len(cells := self.cells()) != count and time.monotonic() < deadline:
+            if nudge and time.monotonic() > nudge:
+                self.panel.evaluate(_SCROLL_TO_END_AND_BACK)
+                nudge = 0.0
+            time.sleep(0.25)
+        return cells
+
     def save(self) -> dict[str, Any]:
         """File → Save Notebook; returns the notebook as JupyterLab saved it."""
         self.menu("File", "docmanager:save")
@@ -243,12 +276,14 @@ class NotebookPage:
         deadline = time.monotonic() + WIDGET_TIMEOUT  # widgets render after the kernel idles
         while self.panel.evaluate(_LOADING) and time.monotonic() < deadline:
             time.sleep(0.25)
-        # JupyterLab may still be attaching cells to the page in the background.
-        deadline = time.monotonic() + WIDGET_TIMEOUT
-        while len(cells := self.cells()) != len(saved) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        cells = self._wait_for_all_cells(len(saved), WIDGET_TIMEOUT)
         if len(cells) != len(saved):
-            return [f"the page shows {len(cells)} cells, the notebook has {len(saved)}"]
+            shown = {int(index) for index in self.panel.evaluate(_ATTACHED)}
+            missing = [index for index in range(len(saved)) if index not in shown]
+            return [
+                f"the page shows {len(cells)} cells, the notebook has {len(saved)} "
+                f"(not attached: {missing})"
+            ]
         last = len(cells) - 1 if upto is None else upto
         found = []
         for cell, model in zip(cells[: last + 1], saved[: last + 1], strict=True):
