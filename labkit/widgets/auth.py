@@ -22,7 +22,8 @@ import ipywidgets as widgets
 from labkit.auth.client import AuthClient, AuthRequestFailed, Login
 from labkit.errors import LabkitError
 from labkit.widgets.base import LogView
-from labkit.widgets.callbacks import CellLoop, on_enter
+from labkit.widgets.callbacks import CellLoop, NoCellLoop, from_the_page, on_enter
+from labkit.widgets.typed import TypedText
 
 IDENTITY_LABELS = {
     "user_id": "user id",
@@ -61,6 +62,7 @@ class AuthPanel:
             "logout": widgets.Button(description="Log out", icon="sign-out"),
         }
         self._cell_loop = CellLoop()
+        self._typed = (TypedText(self.email), TypedText(self.password))
         self.buttons["register"].on_click(self._on_click(self._register_from_fields))
         self.buttons["login"].on_click(self._on_click(self._login_from_fields))
         self.buttons["logout"].on_click(self._on_click(self.logout))
@@ -201,7 +203,18 @@ class AuthPanel:
             finally:
                 self.password.value = ""
 
+        async def act_when_typed() -> None:
+            # A click from the page may have overtaken the last letters typed.
+            email, password = [await typed.settled() for typed in self._typed]
+            act(email, password)
+
         def handle(_button: Any) -> None:
+            if from_the_page():
+                try:
+                    self._cell_loop.submit(act_when_typed())
+                    return
+                except NoCellLoop:
+                    pass  # (built in a script: nothing runs concurrently, read them now)
             email, password = self.email.value, self.password.value
             self._cell_loop.call(lambda: act(email, password))
 

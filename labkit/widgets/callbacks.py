@@ -89,6 +89,23 @@ class CellLoop:
             self._pending.discard(future)
 
 
+def from_the_page() -> bool:
+    """True while the kernel handles a widget message from the page (a click in the
+    browser), False for code in a cell (`button.click()`) and outside a kernel.
+
+    A click from the page may have overtaken the text box's last letters (see
+    labkit.widgets.typed); a click from code follows the value the code itself set.
+    """
+    try:
+        from ipykernel.kernelbase import Kernel
+    except ImportError:  # (a script without Jupyter)
+        return False
+    if not Kernel.initialized():
+        return False
+    parent = Kernel.instance().get_parent() or {}  # type: ignore[no-untyped-call]
+    return bool(parent.get("header", {}).get("msg_type") == "comm_msg")
+
+
 # How long the box must stay unchanged after Enter before the callback runs (below).
 ENTER_SETTLE_SECONDS = 0.2
 

@@ -29,7 +29,8 @@ from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
 
 from labkit.widgets.base import Panel
-from labkit.widgets.callbacks import CellLoop, NoCellLoop, on_enter
+from labkit.widgets.callbacks import CellLoop, NoCellLoop, from_the_page, on_enter
+from labkit.widgets.typed import TypedText
 from labkit.widgets.wire import WireDecoder, now_text, table_html
 
 _SCROLL = {"max_height": "16em", "overflow": "auto"}
@@ -77,6 +78,7 @@ class _SendBox(Panel, ABC):
         self.out = widgets.Output(layout=widgets.Layout(**_SCROLL))
         self.errors: list[str] = []
         self._cell_loop = CellLoop()
+        self._typed = TypedText(self.text)
         on_enter(self.text, lambda: self._on_click(self.button), self._cell_loop)
 
     @abstractmethod
@@ -92,6 +94,12 @@ class _SendBox(Panel, ABC):
         return widgets.HBox([self.text, self.button])
 
     def _on_click(self, _button: Any) -> None:
+        if from_the_page():  # the page may still be sending the last letters typed
+            try:
+                self._cell_loop.submit(self._send_typed())
+            except NoCellLoop as exc:
+                self._report(str(exc))
+            return
         text = self.text.value
         if not text.strip():
             self._report(NOTHING_TO_SEND)
@@ -100,6 +108,13 @@ class _SendBox(Panel, ABC):
             self._cell_loop.submit(self._send_clicked(text))
         except NoCellLoop as exc:
             self._report(str(exc))
+
+    async def _send_typed(self) -> None:
+        text = await self._typed.settled()
+        if not text.strip():
+            self._report(NOTHING_TO_SEND)
+            return
+        await self._send_clicked(text)
 
     async def _send_clicked(self, text: str) -> None:
         try:

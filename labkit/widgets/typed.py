@@ -15,7 +15,9 @@ from typing import Any
 import ipywidgets as widgets
 
 # How long the value must stay unchanged before a click reads it.
-SETTLE_SECONDS = 0.25
+# The page sends them one round trip after the kernel took the previous update; on two
+# busy cores (CI) a quarter second was seen to be short.
+SETTLE_SECONDS = 0.4
 
 
 class TypedText:
