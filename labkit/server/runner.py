@@ -104,6 +104,7 @@ class Server:
         self.readers: UserReaders | None = None
         self._catch_alls: list[Subscription] = []
         self._refreshing: asyncio.Task[None] | None = None
+        self._refresh_lock = asyncio.Lock()
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
         }
@@ -351,7 +352,7 @@ class Server:
         )
         if self._users is None:
             self._users = _nsc_users(self.settings)
-        await self._refresh_readers()
+        await self.refresh_readers()
         self._refreshing = asyncio.create_task(self._keep_readers_current())
 
     async def _keep_readers_current(self) -> None:
@@ -359,16 +360,21 @@ class Server:
         while True:
             await asyncio.sleep(period)
             try:
-                await self._refresh_readers()
+                await self.refresh_readers()
             except Exception as exc:  # the NSC store unreadable a moment, NATS reconnecting
                 log.warning("updating the reader connections: %s: %s", type(exc).__name__, exc)
 
-    async def _refresh_readers(self) -> None:
+    async def refresh_readers(self) -> None:
         """Subscribe users new in the NSC store, release those gone; past the bound, catch-alls.
 
         Always the new way in first, then the old one drained: every subscription is in
         the same queue group, so each request reaches exactly one of them meanwhile.
+        Done every LABKIT_SERVER_READER_REFRESH; one at a time.
         """
+        async with self._refresh_lock:
+            await self._refresh_readers()
+
+    async def _refresh_readers(self) -> None:
         assert self.readers is not None and self.nc is not None
         users = await self._read_users()
         bound = self.settings.server.reader_max_users
