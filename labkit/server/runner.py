@@ -40,7 +40,7 @@ from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
-from labkit.server.readers import UserReaders, UserRoute, drain, per_user_suffix
+from labkit.server.readers import SWITCH_GRACE, UserReaders, UserRoute, drain, per_user_suffix
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
 from labkit.server.wire import Lane, LaneClient
@@ -381,10 +381,11 @@ class Server:
         if users is not None and len(users) <= bound:
             await self.readers.update(users)
             catch_alls, self._catch_alls = self._catch_alls, []
+            if catch_alls:
+                await asyncio.sleep(SWITCH_GRACE)
+                log.info("%d users: each read on a reader connection again", len(users))
             for sub in catch_alls:
                 await drain(self.nc, sub)
-            if catch_alls:
-                log.info("%d users: each read on a reader connection again", len(users))
             return
         if not self._catch_alls:
             if users is not None:
@@ -396,6 +397,7 @@ class Server:
                 )
             self._catch_alls = [await self._subscribe_route(r) for r in self._per_user_routes()]
             await self.nc.flush()
+            await asyncio.sleep(SWITCH_GRACE)
         await self.readers.update(())
 
     async def _read_users(self) -> list[str] | None:
