@@ -13,12 +13,11 @@ drain timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
-from labkit.server.readers import SWITCH_GRACE, UserReaders, UserRoute, drain, per_user_suffix
+from labkit.server.readers import UserReaders, UserRoute, drain, per_user_suffix
+from labkit.server.reading import ReaderSwitch, Users, nsc_users
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
 from labkit.server.wire import Lane, LaneClient
@@ -50,8 +50,6 @@ from labkit.subjects import INBOX_PREFIX, first_token, unstored
 log = logging.getLogger("labkit.server")
 
 Resource = Callable[[Client], Awaitable[tuple[type, Any]]]
-# The users that exist (labkit.server.readers subscribes each one's subjects).
-Users = Callable[[], Collection[str]]
 # A request's headers: parsed (nats-py's Msg), or the raw block a lane passes on.
 AnyHeaders = Headers | bytes | None
 
@@ -102,9 +100,7 @@ class Server:
         # who the users are, and the route catch-alls they stand in for.
         self._users = users
         self.readers: UserReaders | None = None
-        self._catch_alls: list[Subscription] = []
-        self._refreshing: asyncio.Task[None] | None = None
-        self._refresh_lock = asyncio.Lock()
+        self._switch: ReaderSwitch | None = None
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
         }
@@ -176,16 +172,12 @@ class Server:
 
     async def _drain(self) -> None:
         assert self.nc is not None
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refreshing
         for consumer in self._consumers:
             await consumer.stop()
-        for sub in [*self._subscriptions, *self._catch_alls]:
+        for sub in self._subscriptions:
             await drain(self.nc, sub)
-        if self.readers is not None:
-            await self.readers.drain()
+        if self._switch is not None:
+            await self._switch.drain()
         await self.scheduler.wait_empty()
         if self.nc.is_connected:
             await self.nc.drain()
@@ -325,6 +317,7 @@ class Server:
 
     async def _start_readers(self, servers: str | list[str], creds: str) -> None:
         """Each user's routes on a reader connection of their own (labkit.server.readers)."""
+        assert self.nc is not None
         bounds = self.settings.server
         routes = self._per_user_routes()
         if not bounds.readers or not routes:
@@ -350,64 +343,23 @@ class Server:
             bounds.readers,
             lambda number: _connect(servers, creds, f"{name}-reader{number}", reader=True),
         )
-        if self._users is None:
-            self._users = _nsc_users(self.settings)
-        await self.refresh_readers()
-        self._refreshing = asyncio.create_task(self._keep_readers_current())
-
-    async def _keep_readers_current(self) -> None:
-        period = self.settings.server.reader_refresh.total_seconds()
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.refresh_readers()
-            except Exception as exc:  # the NSC store unreadable a moment, NATS reconnecting
-                log.warning("updating the reader connections: %s: %s", type(exc).__name__, exc)
+        self._switch = ReaderSwitch(
+            self.readers,
+            self._users or nsc_users(self.settings),
+            self.nc,
+            lambda: asyncio.gather(*(self._subscribe_route(r) for r in routes)),
+            max_users=bounds.reader_max_users,
+            refresh_seconds=bounds.reader_refresh.total_seconds(),
+        )
+        await self._switch.start()
 
     async def refresh_readers(self) -> None:
-        """Subscribe users new in the NSC store, release those gone; past the bound, catch-alls.
+        """Subscribe users new in the NSC store, release those gone (labkit.server.reading).
 
-        Always the new way in first, then the old one drained: every subscription is in
-        the same queue group, so each request reaches exactly one of them meanwhile.
-        Done every LABKIT_SERVER_READER_REFRESH; one at a time.
+        Done every LABKIT_SERVER_READER_REFRESH; tests call it at moments they pick.
         """
-        async with self._refresh_lock:
-            await self._refresh_readers()
-
-    async def _refresh_readers(self) -> None:
-        assert self.readers is not None and self.nc is not None
-        users = await self._read_users()
-        bound = self.settings.server.reader_max_users
-        if users is not None and len(users) <= bound:
-            await self.readers.update(users)
-            catch_alls, self._catch_alls = self._catch_alls, []
-            if catch_alls:
-                await asyncio.sleep(SWITCH_GRACE)
-                log.info("%d users: each read on a reader connection again", len(users))
-            for sub in catch_alls:
-                await drain(self.nc, sub)
-            return
-        if not self._catch_alls:
-            if users is not None:
-                log.warning(
-                    "%d users, more than LABKIT_SERVER_READER_MAX_USERS (%d): "
-                    "their requests are read on one connection",
-                    len(users),
-                    bound,
-                )
-            self._catch_alls = [await self._subscribe_route(r) for r in self._per_user_routes()]
-            await self.nc.flush()
-            await asyncio.sleep(SWITCH_GRACE)
-        await self.readers.update(())
-
-    async def _read_users(self) -> list[str] | None:
-        """The users that exist, or None when they cannot be listed (then: catch-alls)."""
-        assert self._users is not None
-        try:
-            return list(await asyncio.to_thread(self._users))
-        except Exception as exc:
-            log.warning("listing the users: %s: %s", type(exc).__name__, exc)
-            return None
+        if self._switch is not None:
+            await self._switch.refresh()
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None
@@ -454,19 +406,6 @@ async def _connect(
         error_cb=_log_connection_error,
     )
     return nc
-
-
-def _nsc_users(settings: Settings) -> Users:
-    """The learners of the NSC store (not the stack's own users), listed anew each call."""
-    from labkit.nsc.wrapper import Nsc
-
-    nsc = Nsc.from_settings(settings)
-    stack = nsc.stack_users
-
-    def users() -> list[str]:
-        return [user for user in nsc.users() if user not in stack]
-
-    return users
 
 
 async def _log_connection_error(exc: Exception) -> None:
