@@ -10,7 +10,9 @@ and drains the old one: no request lost, none served twice, with two replicas.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Collection
+from pathlib import Path
 
 from nats.aio.client import Client
 
@@ -22,7 +24,7 @@ from labkit.server import Router, Server
 from labkit.settings import Settings
 from labkit.stack import Stack
 from tests.conftest import make_settings
-from tests.nats_helpers import sentinel_through
+from tests.nats_helpers import sentinel_through, wait_until
 
 # A subject no other server of the run serves (the server's creds read `*.echo.>`).
 ROUTE = "*.echo.readers"
@@ -183,3 +185,59 @@ def test_made_up_names_get_no_subscription_and_past_the_bound_the_server_uses_ca
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_after_nats_restarts_the_readers_read_again_and_nothing_is_served_twice(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # one port for both lives of the NATS server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(
+        tmp_path / "home",
+        nats={"port": port, "monitor_port": 0, "ws_port": 0},
+        server={"readers": 2, "reader_refresh": 3600},
+    )
+    stack = Stack(settings)
+    stack.ensure("nats")
+    carol = "readers-carol"
+    creds = Nsc.from_settings(settings).create_user(carol).creds
+    rounds = 50
+
+    async def scenario() -> tuple[list[str], int]:
+        server = Server(readers_router(), settings=settings, queue=QUEUE, users=Users(carol))
+        nc = None
+        try:
+            await server.start()
+            assert server.readers is not None
+            readers = server.readers.connections()
+            nc = await connect_as(creds, settings=settings)
+            answers = [await ask(nc, carol, f"before {n}") for n in range(rounds)]
+            reconnects = [reader.stats["reconnects"] for reader in readers]
+            stack.down("nats")
+            stack.ensure("nats")
+            await wait_until(
+                lambda: all(
+                    reader.is_connected and reader.stats["reconnects"] > count
+                    for reader, count in zip(readers, reconnects, strict=True)
+                ),
+                "the readers' reconnection",
+                GENEROUS,
+            )
+            await wait_until(lambda: nc is not None and nc.is_connected, "carol's", GENEROUS)
+            # Their subscriptions, sent again on reconnecting, are in place at NATS.
+            await asyncio.gather(*(reader.flush() for reader in readers))
+            answers += [await ask(nc, carol, f"after {n}") for n in range(rounds)]
+            return answers, server.stats["readers_echo"].num_requests
+        finally:
+            if nc is not None:
+                await nc.close()
+            await server.stop()
+
+    try:
+        answers, served = asyncio.run(scenario())
+    finally:
+        stack.down()
+    expected = [f"echo {when} {n}" for when in ("before", "after") for n in range(rounds)]
+    assert answers == expected
+    assert served == 2 * rounds
