@@ -159,11 +159,12 @@ class UserReaders:
         for user in list(self._where):
             await self.release(user)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float) -> None:
+        """Close every reader connection, each within `timeout`, whatever NATS does."""
         for reader in self._readers:
             if not reader.nc.is_closed:
                 try:
-                    await reader.nc.close()
+                    await asyncio.wait_for(reader.nc.close(), timeout)
                 except Exception as exc:
                     log.warning("closing a reader connection: %s: %s", type(exc).__name__, exc)
 

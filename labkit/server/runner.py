@@ -162,7 +162,7 @@ class Server:
             log.warning("draining failed (%s: %s): closing", type(exc).__name__, exc)
         await self.scheduler.close()
         if self.readers is not None:
-            await self.readers.close()
+            await self.readers.close(timeout * 0.1)
         try:
             await asyncio.wait_for(self.nc.close(), timeout * 0.2)
         except Exception as exc:
@@ -352,6 +352,11 @@ class Server:
             refresh_seconds=bounds.reader_refresh.total_seconds(),
         )
         await self._switch.start()
+        log.info(
+            "%d users read on %d reader connections",
+            len(self.readers.users),
+            bounds.readers,
+        )
 
     async def refresh_readers(self) -> None:
         """Subscribe users new in the NSC store, release those gone (labkit.server.reading).
