@@ -5,6 +5,10 @@ What arrives is only sorted by user on receipt (a route's lane, labkit.server.wi
 from nats-py's parser straight to the scheduler); a fair scheduler
 (labkit.server.fair) runs it, users in turn, within a global and a per-user bound,
 and a user whose queue is full is answered `busy` (labkit.server.busy).
+With LABKIT_SERVER_READERS > 0 each user's route subjects are read on one of that
+many more connections (labkit.server.readers, kept current by
+labkit.server.reading), so one user's burst does not sit in the socket in front of
+everyone else's requests; answers leave on the connection that read the request.
 SIGTERM/SIGINT drain gracefully: no new messages are taken, the ones already
 received are served, then it disconnects; whatever state NATS is in, within the
 drain timeout.
