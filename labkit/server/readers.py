@@ -32,14 +32,12 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from labkit.server.wire import Lane, LaneClient
 
 log = logging.getLogger("labkit.server")
 
-Receive = Callable[[Msg], Awaitable[None]]
 # How long a drained subscription's lane still serves what NATS delivers late (drain).
 LANE_GRACE = 10.0
 # How long the old way in (catch-alls, or a user's subscriptions) stays subscribed
@@ -55,7 +53,6 @@ class UserRoute:
     """A route whose first token is the user: `suffix` is its pattern after `*`."""
 
     suffix: str
-    receive: Receive
     lane: Lane
 
     def subject(self, user: str) -> str:
@@ -84,13 +81,9 @@ class UserReaders:
         self,
         routes: Callable[[LaneClient], list[UserRoute]],
         queue: str,
-        *,
-        pending_msgs: int,
-        pending_bytes: int,
     ) -> None:
         self._routes = routes
         self._queue = queue
-        self._pending = (pending_msgs, pending_bytes)
         self._readers: list[Reader] = []
         self._where: dict[str, Reader] = {}
 
@@ -140,16 +133,7 @@ class UserReaders:
         await asyncio.gather(*(drain(reader.nc, sub) for sub in reader.users.pop(user)))
 
     async def _subscribe(self, nc: LaneClient, route: UserRoute, user: str) -> Subscription:
-        msgs, size = self._pending
-        sub = await nc.subscribe(
-            route.subject(user),
-            queue=self._queue,
-            cb=route.receive,
-            pending_msgs_limit=msgs,
-            pending_bytes_limit=size,
-        )
-        nc.add_lane(sub, route.lane)
-        return sub
+        return await nc.subscribe_lane(route.subject(user), self._queue, route.lane)
 
     def unread_bytes(self) -> int:
         return sum(reader.nc.unread_bytes() for reader in self._readers)

@@ -333,15 +333,10 @@ class Server:
             for route in routes:
                 suffix = per_user_suffix(route.pattern)
                 assert suffix is not None
-                made.append(UserRoute(suffix, *self._receivers(route, nc)))
+                made.append(UserRoute(suffix, self._receivers(route, nc)[1]))
             return made
 
-        self.readers = UserReaders(
-            user_routes,
-            self.queue,
-            pending_msgs=bounds.receive_pending_msgs,
-            pending_bytes=bounds.receive_pending_bytes,
-        )
+        self.readers = UserReaders(user_routes, self.queue)
         name = f"{self.identity.name}-{self.identity.id}"
         await self.readers.connect(
             bounds.readers,

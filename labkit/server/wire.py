@@ -57,6 +57,23 @@ class LaneClient(Client):
         """Deliver `subscription`'s messages to `lane` from now on."""
         self._lanes[subscription._id] = lane
 
+    async def subscribe_lane(self, subject: str, queue: str, lane: Lane) -> Subscription:
+        """Subscribe with `lane` as the only way in, from the first message on.
+
+        No callback, so no nats-py task and queue reader behind the subscription
+        (about 4 KiB each: the server's reader connections hold one per user and
+        route). The lane is in place before the SUB leaves: nats-py numbers the
+        subscription before its first await, so no message can come in before it.
+        """
+        sid = self._sid + 1
+        self._lanes[sid] = lane
+        try:
+            subscription = await self.subscribe(subject, queue=queue)
+        finally:
+            self._lanes.pop(sid, None)
+        self._lanes[subscription._id] = lane
+        return subscription
+
     def remove_lane(self, subscription: Subscription) -> None:
         self._lanes.pop(subscription._id, None)
 
