@@ -344,7 +344,7 @@ class Server:
         )
         self._switch = ReaderSwitch(
             self.readers,
-            self._users or nsc_users(self.settings),
+            self._users if self._users is not None else nsc_users(self.settings),
             self.nc,
             lambda: asyncio.gather(*(self._subscribe_route(r) for r in routes)),
             max_users=bounds.reader_max_users,

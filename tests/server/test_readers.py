@@ -21,6 +21,7 @@ from labkit.error_replies import raise_for_error
 from labkit.nsc.wrapper import Nsc
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.server import Router, Server
+from labkit.server.readers import UserRoute, per_user_suffix
 from labkit.settings import Settings
 from labkit.stack import Stack
 from tests.conftest import make_settings
@@ -241,3 +242,11 @@ def test_after_nats_restarts_the_readers_read_again_and_nothing_is_served_twice(
     expected = [f"echo {when} {n}" for when in ("before", "after") for n in range(rounds)]
     assert answers == expected
     assert served == 2 * rounds
+
+
+def test_only_routes_whose_first_token_is_the_user_are_read_per_user() -> None:
+    assert per_user_suffix("*.echo") == ".echo"
+    assert per_user_suffix("*.echo.>") == ".echo.>"
+    assert per_user_suffix("v2.*.echo") is None  # the user is not the first token
+    assert per_user_suffix("*") is None
+    assert UserRoute(".echo.cached", lambda *_: None).subject("alice") == "alice.echo.cached"
