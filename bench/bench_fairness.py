@@ -20,11 +20,14 @@ fraction of a core reads a burst that much slower, whatever its code does.
 Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
 <= 50x his p50 alone.
 
+`--readers 4`: this checkout's server reads each user's requests on one of 4 NATS
+connections of its own (LABKIT_SERVER_READERS, labkit.server.readers).
+
 `--work-ms 20`: alice's handler first waits 20 ms (like a read from the object
 store), bob's does not; this is where serving in arrival order hurts most.
 
     .venv/bin/python bench/bench_fairness.py [--alone 3] [--bursts 3] [--sizes 5000,20000]
-        [--work-ms 0] [--before DIR --rounds 2]
+        [--work-ms 0] [--readers 4] [--before DIR --rounds 2]
 """
 
 from __future__ import annotations
@@ -229,6 +232,8 @@ async def _run_server(
     env = dict(os.environ)
     if before is not None:  # the other checkout's labkit, ahead of the installed one
         env["PYTHONPATH"] = str(before)
+    else:  # this checkout's reader connections (the one before has none)
+        env["LABKIT_SERVER_READERS"] = str(args.readers)
     server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -324,6 +329,7 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
     print(
         f"Bounds: max_in_flight {defaults.max_in_flight}, user_max_in_flight "
         f"{defaults.user_max_in_flight}, user_max_queued {defaults.user_max_queued}; "
+        f"this checkout's reader connections: {args.readers}; "
         f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
     )
     for name, runs in results.items():
@@ -348,6 +354,13 @@ def main() -> None:
         "alternating with this one",
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs of each server")
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        help="this checkout's server reads users' requests on N connections "
+        "(LABKIT_SERVER_READERS; 0: one connection, as before)",
+    )
     parser.add_argument(
         "--work-ms",
         type=float,

@@ -238,6 +238,20 @@ class ServerSettings(BaseModel):
     # What nats-py holds per subscription before the scheduler sorts it (it drops past
     # these, as a slow consumer): far above a burst. Route messages normally skip that
     # queue (labkit.server.wire's lanes); it holds what arrives before a lane is added.
+    # Reader connections (labkit.server.readers): each user's route subjects read on
+    # one of `readers` connections of their own, so one user's burst does not sit in
+    # the socket in front of everyone else's requests. 0: one connection reads all.
+    readers: int = Field(
+        0, ge=0, le=16, description="connections reading users' requests (0: one for all)"
+    )
+    reader_max_users: int = Field(
+        2000, ge=1, description="past this many users, the readers give way to one connection"
+    )
+    reader_refresh: Duration = Field(
+        timedelta(milliseconds=500),
+        gt=timedelta(0),
+        description="how often the readers look for users added to or gone from the NSC store",
+    )
     receive_pending_msgs: int = Field(200_000, ge=1000)
     receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
     # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.

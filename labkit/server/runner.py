@@ -5,6 +5,10 @@ What arrives is only sorted by user on receipt (a route's lane, labkit.server.wi
 from nats-py's parser straight to the scheduler); a fair scheduler
 (labkit.server.fair) runs it, users in turn, within a global and a per-user bound,
 and a user whose queue is full is answered `busy` (labkit.server.busy).
+With LABKIT_SERVER_READERS > 0 each user's route subjects are read on one of that
+many more connections (labkit.server.readers, kept current by
+labkit.server.reading), so one user's burst does not sit in the socket in front of
+everyone else's requests; answers leave on the connection that read the request.
 SIGTERM/SIGINT drain gracefully: no new messages are taken, the ones already
 received are served, then it disconnects; whatever state NATS is in, within the
 drain timeout.
@@ -39,6 +43,8 @@ from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
 from labkit.server.injection import Headers
+from labkit.server.readers import UserReaders, UserRoute, drain, per_user_suffix
+from labkit.server.reading import ReaderSwitch, Users, nsc_users
 from labkit.server.router import Route, Router
 from labkit.server.services import EndpointStats, ServiceIdentity
 from labkit.server.wire import Lane, LaneClient
@@ -68,6 +74,7 @@ class Server:
         resources: dict[type, Any] | None = None,
         resource_factories: list[Resource] | None = None,
         streams: Sequence[StreamConfig] = (),
+        users: Users | None = None,
     ) -> None:
         self.router = router
         self.settings = settings or Settings()
@@ -93,6 +100,11 @@ class Server:
         self._retry_after = bounds.busy_retry_after.total_seconds()
         self._busy = BusyAnswer(self._retry_after)
         self._subscriptions: list[Subscription] = []
+        # Reader connections (labkit.server.readers), with LABKIT_SERVER_READERS > 0:
+        # who the users are, and the route catch-alls they stand in for.
+        self._users = users
+        self.readers: UserReaders | None = None
+        self._switch: ReaderSwitch | None = None
         self.stats = {
             route.name: EndpointStats(route.name, route.pattern, queue) for route in router.routes
         }
@@ -104,20 +116,7 @@ class Server:
         """Connect, create resources, subscribe every route and the discovery subjects."""
         creds = self._creds or _server_creds(self.settings)
         servers = self._servers or _nats_urls(self.settings)
-        self.nc = LaneClient()
-        await self.nc.connect(
-            servers,
-            user_credentials=RawCredentials(creds),
-            inbox_prefix=f"_INBOX.{user_of(creds)}",
-            name=f"{self.identity.name}-{self.identity.id}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps it: a float works
-            # Never hear our own messages: a relayed line or a reply the server published
-            # must not come back to it as a request from someone else.
-            no_echo=True,
-            # One line per connection problem, not nats-py's default traceback.
-            error_cb=_log_connection_error,
-        )
+        self.nc = await _connect(servers, creds, f"{self.identity.name}-{self.identity.id}")
         self.scheduler.start()
         for factory in self._factories:
             kind, resource = await factory(self.nc)
@@ -136,18 +135,10 @@ class Server:
                 await consumer.start(self._spawn_persisted)
                 self._consumers.append(consumer)
                 continue
-            receive, lane = self._receivers(route)
-            sub = await self.nc.subscribe(
-                route.pattern,
-                queue=self.queue,
-                cb=receive,
-                # The receive path only sorts, so this backlog empties fast; a burst must
-                # reach the scheduler (which answers `busy`), not be dropped unanswered.
-                pending_msgs_limit=self.settings.server.receive_pending_msgs,
-                pending_bytes_limit=self.settings.server.receive_pending_bytes,
-            )
-            self.nc.add_lane(sub, lane)
-            self._subscriptions.append(sub)
+            if self.settings.server.readers and per_user_suffix(route.pattern) is not None:
+                continue  # read per user (below), or by a catch-all when that is not possible
+            self._subscriptions.append(await self._subscribe_route(route))
+        await self._start_readers(servers, creds)
         for subject in services.discovery_subjects(self.identity):
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._discovery))
         await self.nc.flush()
@@ -174,6 +165,8 @@ class Server:
         except Exception as exc:
             log.warning("draining failed (%s: %s): closing", type(exc).__name__, exc)
         await self.scheduler.close()
+        if self.readers is not None:
+            await self.readers.close(timeout * 0.1)
         try:
             await asyncio.wait_for(self.nc.close(), timeout * 0.2)
         except Exception as exc:
@@ -186,11 +179,9 @@ class Server:
         for consumer in self._consumers:
             await consumer.stop()
         for sub in self._subscriptions:
-            try:
-                await sub.drain()  # type: ignore[no-untyped-call]
-                self.nc.remove_lane(sub)
-            except Exception as exc:  # a connection lost while draining: finish what we can
-                log.warning("draining %s: %s: %s", sub.subject, type(exc).__name__, exc)
+            await drain(self.nc, sub)
+        if self._switch is not None:
+            await self._switch.drain()
         await self.scheduler.wait_empty()
         if self.nc.is_connected:
             await self.nc.drain()
@@ -219,11 +210,17 @@ class Server:
             if ready_file is not None:
                 ready_file.unlink(missing_ok=True)
 
-    def _receivers(self, route: Route) -> tuple[Callable[[Msg], Awaitable[None]], Lane]:
-        """`route`'s receive path: its lane, and the subscription callback behind it."""
+    def _receivers(
+        self, route: Route, nc: LaneClient
+    ) -> tuple[Callable[[Msg], Awaitable[None]], Lane]:
+        """`route`'s receive path on `nc`: its lane, and the subscription callback behind it.
+
+        Answers leave on `nc` too: the NATS server lets a connection answer only the
+        requests it received (the server user's response permission).
+        """
         stats = self.stats[route.name]
         submit = self.scheduler.submit
-        serve = self._serve
+        serve = partial(self._serve, nc)
 
         busy = self._busy
 
@@ -233,7 +230,7 @@ class Server:
             refused = reply is not None and not reply_allowed(route, subject, reply)
             if reply is not None and not refused:
                 try:
-                    await self._send_encoded(reply, busy.header_block, busy.body(subject))
+                    await nc.publish_encoded(reply, busy.header_block, busy.body(subject))
                 except Exception as exc:  # the requester may be gone: as answer_error
                     log.warning(
                         "could not send the busy reply for %s to %s: %s", subject, reply, exc
@@ -279,34 +276,98 @@ class Server:
         self.scheduler.submit(user, serve)
 
     async def _serve(
-        self, route: Route, subject: str, reply: str | None, data: bytes, headers: AnyHeaders
+        self,
+        nc: LaneClient,
+        route: Route,
+        subject: str,
+        reply: str | None,
+        data: bytes,
+        headers: AnyHeaders,
     ) -> None:
-        assert self.nc is not None
         if isinstance(headers, bytes):  # from a lane: parsed only when served
-            headers = await self.nc.parse_headers(headers)
-        outcome = await dispatch(route, subject, data, reply, headers, self._send, self.resources)
+            headers = await nc.parse_headers(headers)
+        send = self._send if nc is self.nc else partial(_send, nc)
+        outcome = await dispatch(route, subject, data, reply, headers, send, self.resources)
         self.stats[route.name].record(
             outcome.seconds, outcome.error, outcome.refused, first_token(subject)
         )
 
     def _unread_bytes(self) -> int:
-        return self.nc.unread_bytes() if self.nc is not None else 0
+        unread = self.nc.unread_bytes() if self.nc is not None else 0
+        return unread + (self.readers.unread_bytes() if self.readers is not None else 0)
 
-    async def _send_encoded(self, subject: str, header_block: bytes, data: bytes) -> None:
+    async def _subscribe_route(self, route: Route) -> Subscription:
+        """`route`'s catch-all subscription (`*.echo`), in the queue group, with its lane."""
         assert self.nc is not None
-        await self.nc.publish_encoded(subject, header_block, data)
+        receive, lane = self._receivers(route, self.nc)
+        sub = await self.nc.subscribe(
+            route.pattern,
+            queue=self.queue,
+            cb=receive,
+            # The receive path only sorts, so this backlog empties fast; a burst must
+            # reach the scheduler (which answers `busy`), not be dropped unanswered.
+            pending_msgs_limit=self.settings.server.receive_pending_msgs,
+            pending_bytes_limit=self.settings.server.receive_pending_bytes,
+        )
+        self.nc.add_lane(sub, lane)
+        return sub
+
+    def _per_user_routes(self) -> list[Route]:
+        return [
+            route
+            for route in self.router.routes
+            if route.consumer is None and per_user_suffix(route.pattern) is not None
+        ]
+
+    async def _start_readers(self, servers: str | list[str], creds: str) -> None:
+        """Each user's routes on a reader connection of their own (labkit.server.readers)."""
+        assert self.nc is not None
+        bounds = self.settings.server
+        routes = self._per_user_routes()
+        if not bounds.readers or not routes:
+            return
+
+        def user_routes(nc: LaneClient) -> list[UserRoute]:
+            # A reader's receivers answer on that reader (the response permission).
+            made = []
+            for route in routes:
+                suffix = per_user_suffix(route.pattern)
+                assert suffix is not None
+                made.append(UserRoute(suffix, self._receivers(route, nc)[1]))
+            return made
+
+        self.readers = UserReaders(user_routes, self.queue)
+        name = f"{self.identity.name}-{self.identity.id}"
+        await self.readers.connect(
+            bounds.readers,
+            lambda number: _connect(servers, creds, f"{name}-reader{number}", reader=True),
+        )
+        self._switch = ReaderSwitch(
+            self.readers,
+            self._users if self._users is not None else nsc_users(self.settings),
+            self.nc,
+            lambda: asyncio.gather(*(self._subscribe_route(r) for r in routes)),
+            max_users=bounds.reader_max_users,
+            refresh_seconds=bounds.reader_refresh.total_seconds(),
+        )
+        await self._switch.start()
+        log.info(
+            "%d users read on %d reader connections",
+            len(self.readers.users),
+            bounds.readers,
+        )
+
+    async def refresh_readers(self) -> None:
+        """Subscribe users new in the NSC store, release those gone (labkit.server.reading).
+
+        Done every LABKIT_SERVER_READER_REFRESH; tests call it at moments they pick.
+        """
+        if self._switch is not None:
+            await self._switch.refresh()
 
     async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
         assert self.nc is not None
-        try:
-            await self.nc.publish(subject, data, headers=headers)
-        except MaxPayloadError as exc:
-            raise ReplyTooLarge(
-                f"the reply is {len(data)} bytes, more than this NATS server carries "
-                f"({self.nc.max_payload} bytes): ask for less"
-            ) from exc
-        except NatsError as exc:
-            raise ReplyNotSent(f"publishing on {subject}: {type(exc).__name__}: {exc}") from exc
+        await _send(self.nc, subject, data, headers)
 
     async def _discovery(self, msg: Msg) -> None:
         verb = services.verb_of(msg.subject)
@@ -317,6 +378,38 @@ class Server:
             await msg.respond(answer)
         elif msg.reply:
             log.warning("refused a %s request: its reply subject %r is no inbox", verb, msg.reply)
+
+
+async def _send(nc: Client, subject: str, data: bytes, headers: Headers | None) -> None:
+    try:
+        await nc.publish(subject, data, headers=headers)
+    except MaxPayloadError as exc:
+        raise ReplyTooLarge(
+            f"the reply is {len(data)} bytes, more than this NATS server carries "
+            f"({nc.max_payload} bytes): ask for less"
+        ) from exc
+    except NatsError as exc:
+        raise ReplyNotSent(f"publishing on {subject}: {type(exc).__name__}: {exc}") from exc
+
+
+async def _connect(
+    servers: str | list[str], creds: str, name: str, *, reader: bool = False
+) -> LaneClient:
+    nc = LaneClient(turn_per_read=reader)
+    await nc.connect(
+        servers,
+        user_credentials=RawCredentials(creds),
+        inbox_prefix=f"_INBOX.{user_of(creds)}",
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps it: a float works
+        # Never hear our own messages: a relayed line or a reply the server published
+        # must not come back to it as a request from someone else.
+        no_echo=True,
+        # One line per connection problem, not nats-py's default traceback.
+        error_cb=_log_connection_error,
+    )
+    return nc
 
 
 async def _log_connection_error(exc: Exception) -> None:

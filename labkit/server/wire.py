@@ -22,6 +22,7 @@ yet added) is served the same.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import struct
 import termios
@@ -31,21 +32,47 @@ from nats import errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.protocol.command import hpub_cmd
+from nats.protocol.parser import Parser
 
 # subject, reply ("" for none), payload, raw header block (None for none)
 Lane = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 
 class LaneClient(Client):
-    """A nats-py client whose route subscriptions can deliver through a lane."""
+    """A nats-py client whose route subscriptions can deliver through a lane.
 
-    def __init__(self) -> None:
+    `turn_per_read`: let the event loop run after every TURN_BYTES parsed instead of
+    parsing all that asyncio has buffered (up to 256 KiB) in one go; for the
+    server's reader connections (labkit.server.readers), so one user's burst on one
+    of them holds the others' reading for about a hundred requests at a time.
+    """
+
+    def __init__(self, *, turn_per_read: bool = False) -> None:
         super().__init__()
         self._lanes: dict[int, Lane] = {}
+        if turn_per_read:
+            self._ps = _TurnPerRead(self)
 
     def add_lane(self, subscription: Subscription, lane: Lane) -> None:
         """Deliver `subscription`'s messages to `lane` from now on."""
         self._lanes[subscription._id] = lane
+
+    async def subscribe_lane(self, subject: str, queue: str, lane: Lane) -> Subscription:
+        """Subscribe with `lane` as the only way in, from the first message on.
+
+        No callback, so no nats-py task and queue reader behind the subscription
+        (about 4 KiB each: the server's reader connections hold one per user and
+        route). The lane is in place before the SUB leaves: nats-py numbers the
+        subscription before its first await, so no message can come in before it.
+        """
+        sid = self._sid + 1
+        self._lanes[sid] = lane
+        try:
+            subscription = await self.subscribe(subject, queue=queue)
+        finally:
+            self._lanes.pop(sid, None)
+        self._lanes[subscription._id] = lane
+        return subscription
 
     def remove_lane(self, subscription: Subscription) -> None:
         self._lanes.pop(subscription._id, None)
@@ -108,3 +135,24 @@ class LaneClient(Client):
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
         lane(subject, reply, data, headers)
+
+
+# What a reader connection parses per turn of the event loop: about 100 requests.
+TURN_BYTES = 8192
+
+
+class _TurnPerRead(Parser):
+    """nats-py's parser, a turn of the event loop after every TURN_BYTES.
+
+    nats-py's read loop takes what asyncio already buffered without waiting (up to
+    256 KiB), so a burst would be parsed to its end before any other connection of
+    the process is read; a turn per 32 KiB read still let bob's request wait for
+    about 400 of alice's to be parsed per turn.
+    """
+
+    async def parse(self, data: bytes = b"") -> None:
+        for start in range(0, len(data), TURN_BYTES):
+            await super().parse(data[start : start + TURN_BYTES])
+            await asyncio.sleep(0)
+        if not data:
+            await super().parse(data)

@@ -38,6 +38,8 @@ def fair_server(running_stack: Stack, tmp_path: Path) -> Iterator[StartServer]:
         ready = tmp_path / f"server-{len(started)}.ready"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_SERVER_")}
         env.update({f"LABKIT_SERVER_{name}": str(value) for name, value in bounds.items()})
+        # The stack's own data directory: its NSC store is where the readers find the users.
+        env["LABKIT_HOME"] = str(settings.home)
         argv = [sys.executable, "-m", "tests.load.fair_server", str(creds_file)]
         process = subprocess.Popen(
             [*argv, nats_url(settings), str(ready)],

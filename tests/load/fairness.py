@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
@@ -18,9 +19,10 @@ ECHO = "*.echo.fair"
 HELD = "*.echo.fairheld"  # waits until someone publishes on OPEN
 OPEN = "*.echo.fairopen"
 NAME = "fairtest"  # the service name: `$SRV.STATS.fairtest` reaches this server only
+READS = "*.echo.fairreads"  # answers how many messages the server had read when it ran
 
 
-def fair_router() -> Router:
+def fair_router(read_count: Callable[[], int] = lambda: 0) -> Router:
     """Echo answers `<n> <message>`: n counts the requests served, in the server's order."""
     router = Router("fair")
     served = itertools.count()
@@ -34,6 +36,10 @@ def fair_router() -> Router:
     async def held(request: EchoRequest) -> EchoResponse:
         await gate.wait()
         return EchoResponse(message=f"held {request.message}")
+
+    @router.subscribe(READS)
+    async def reads(request: EchoRequest) -> EchoResponse:
+        return EchoResponse(message=str(read_count()))
 
     @router.subscribe(OPEN)
     async def open_gate(request: EchoRequest) -> EchoResponse:
