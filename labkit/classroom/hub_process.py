@@ -28,7 +28,7 @@ from labkit.classroom.hub_config import (
     write_hub_files,
 )
 from labkit.classroom.learner_python import learner_python, unreachable_by_others
-from labkit.classroom.os_accounts import check_prefix
+from labkit.classroom.os_accounts import check_prefix, labkit_accounts, stop_processes_of
 from labkit.classroom.settings import LOCAL_SPAWNER, PROXY_FOLDER, ClassroomSettings
 from labkit.discovery import auth_url, nats_urls, nats_ws_urls, object_store_address
 from labkit.errors import LabkitError
@@ -111,8 +111,13 @@ def start_hub(settings: Settings, classroom: ClassroomSettings) -> HubRecord:
         process.stop(pid, timeout=STOP_TIMEOUT)
         raise
     process.write_pidfile(paths.pid_file, pid, argv)
+    # With one OS account per learner, `down` also stops what still runs as them.
+    accounts = classroom.account_prefix if classroom.spawner == LOCAL_SPAWNER else None
     paths.state_file.write_text(
-        json.dumps({**record.as_dict(), "start_time": record.start_time}, indent=2)
+        json.dumps(
+            {**record.as_dict(), "start_time": record.start_time, "learner_accounts": accounts},
+            indent=2,
+        )
     )
     return record
 
@@ -131,6 +136,11 @@ def stop_hub(settings: Settings) -> bool:
         for child in children:
             if process.is_running(child):
                 process.stop(child)
+        # A learner's kernel outlives a server the hub had to kill (seen under load):
+        # whatever still runs as the learners' own accounts is theirs, stopped too.
+        prefix = _learner_accounts(paths)
+        for name in labkit_accounts(prefix) if prefix else ():
+            stop_processes_of(name)
     for leftover in (paths.state_file, paths.pid_file):
         leftover.unlink(missing_ok=True)
     return stopped
@@ -228,6 +238,15 @@ def _wait_healthy(record: HubRecord, paths: HubPaths, timeout: float) -> None:
         else f"the hub did not answer at {record.url}{_HEALTH_PATH} within {timeout:.0f} s"
     )
     raise HubError(f"{what}; the end of {paths.log_file}:\n{tail}")
+
+
+def _learner_accounts(paths: HubPaths) -> str | None:
+    """The prefix of the learners' OS accounts the running hub spawns as, if any."""
+    try:
+        prefix = json.loads(paths.state_file.read_text()).get("learner_accounts")
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    return prefix if isinstance(prefix, str) else None
 
 
 def _children_of(parent: int) -> list[process.ProcessId]:

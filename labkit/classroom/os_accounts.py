@@ -8,10 +8,12 @@ so) are ever removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -139,6 +141,52 @@ def labkit_accounts(prefix: str) -> list[str]:
         for entry in pwd.getpwall()
         if entry.pw_name.startswith(prefix) and entry.pw_gecos.startswith(ACCOUNT_COMMENT)
     )
+
+
+def processes_of(name: str) -> list[int]:
+    """The pids of what runs as the OS account `name` now (none if it does not exist).
+
+    Zombies are left out: they hold nothing, and only their parent can reap them.
+    """
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # (gone while we looked)
+            continue
+        if stat[stat.rindex(")") + 2 :].split()[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def stop_processes_of(name: str, timeout: float = 5.0) -> list[int]:
+    """SIGTERM what still runs as the labkit account `name`, SIGKILL it after `timeout`.
+
+    A learner's kernels can outlive their server when the hub had to kill it; they run
+    as the learner's own account, which the classroom created: nothing else runs as it.
+    Returns the pids found running.
+    """
+    if not is_labkit_account(name):
+        raise AccountError(f"{name} is not an account labkit created; left alone")
+    found = processes_of(name)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in processes_of(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while processes_of(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not processes_of(name):
+            break
+    return found
 
 
 def remove_account(name: str) -> None:

@@ -10,14 +10,11 @@ tests skip and say why, except under CI, where they fail.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pwd
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +32,9 @@ from labkit.classroom.os_accounts import (
     account_name,
     find_account,
     labkit_accounts,
+    processes_of,
     remove_account,
+    stop_processes_of,
 )
 from labkit.classroom.settings import PROXY_COMMAND
 from labkit.stack import process
@@ -190,25 +189,11 @@ class ClassroomHub:
 
 def server_pid(os_name: str) -> int:
     """The pid of the single-user server running as `os_name`."""
-    account = find_account(os_name)
-    assert account is not None, f"no OS account {os_name}"
-    for pid in processes_of(account.uid):
+    assert find_account(os_name) is not None, f"no OS account {os_name}"
+    for pid in processes_of(os_name):
         if b"jupyterhub.singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes():
             return pid
     raise AssertionError(f"no single-user server runs as {os_name}")
-
-
-def processes_of(uid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid == uid:
-                found.append(int(entry.name))
-        except FileNotFoundError:
-            continue
-    return found
 
 
 def stack_secrets(home: Path) -> dict[str, str]:
@@ -230,14 +215,7 @@ def _cleanup_accounts(prefix: str) -> list[str]:
     """Stop what still runs as the test accounts (by pid), remove them; say what ran."""
     leftovers = []
     for name in labkit_accounts(prefix):
-        uid = pwd.getpwnam(name).pw_uid
-        for pid in processes_of(uid):
-            leftovers.append(f"{name}: pid {pid}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while processes_of(uid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        leftovers += [f"{name}: pid {pid}" for pid in stop_processes_of(name, timeout=1.0)]
         remove_account(name)
     return leftovers
 

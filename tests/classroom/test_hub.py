@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 
 from labkit.classroom.learner import login_from_answer, read_learner_file
 from labkit.classroom.learner_home import LearnerHome
-from labkit.classroom.os_accounts import LearnerAccount, find_account
+from labkit.classroom.os_accounts import LearnerAccount, find_account, processes_of
 from tests.classroom.hub_fixtures import (
     ClassroomHub,
     HubSession,
@@ -28,7 +28,6 @@ from tests.classroom.hub_fixtures import (
     alice,
     bob,
     classroom_hub,
-    processes_of,
     server_pid,
     stack_secrets,
 )
@@ -353,8 +352,7 @@ def test_hub_logout_cuts_the_learners_nats_connection(classroom_hub: ClassroomHu
 
     assert "revoked" in asyncio.run(scenario()).lower()
     # The hub stopped dave's server too (shutdown_on_logout), and holds no login of his.
-    account = find_account(dave.os_name)
-    assert account is not None and processes_of(account.uid) == []
+    assert find_account(dave.os_name) is not None and processes_of(dave.os_name) == []
     assert dave.session.api("GET", "/user").status_code == 403  # the hub's cookie is gone
 
 
