@@ -235,9 +235,6 @@ class ServerSettings(BaseModel):
     busy_retry_after: Duration = Field(
         timedelta(milliseconds=250), gt=timedelta(0), description="the retry hint of `busy`"
     )
-    # What nats-py holds per subscription before the scheduler sorts it (it drops past
-    # these, as a slow consumer): far above a burst. Route messages normally skip that
-    # queue (labkit.server.wire's lanes); it holds what arrives before a lane is added.
     # Reader connections (labkit.server.readers): each user's route subjects read on
     # one of `readers` connections of their own, so one user's burst does not sit in
     # the socket in front of everyone else's requests. 0: one connection reads all.
@@ -252,6 +249,9 @@ class ServerSettings(BaseModel):
         gt=timedelta(0),
         description="how often the readers look for users added to or gone from the NSC store",
     )
+    # What nats-py holds per subscription before the scheduler sorts it (it drops past
+    # these, as a slow consumer): far above a burst. Route messages normally skip that
+    # queue (labkit.server.wire's lanes); it holds what arrives before a lane is added.
     receive_pending_msgs: int = Field(200_000, ge=1000)
     receive_pending_bytes: int = Field(128 * 1024**2, ge=1024**2)
     # Below the stack's stop_timeout (5 s), so the stack never needs SIGKILL.

@@ -176,15 +176,15 @@ def stop_processes_of(name: str, timeout: float = 5.0) -> list[int]:
     """
     if not is_labkit_account(name):
         raise AccountError(f"{name} is not an account labkit created; left alone")
-    found = processes_of(name)
+    found = running = processes_of(name)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in processes_of(name):
+        for pid in running:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while processes_of(name) and time.monotonic() < deadline:
+        while (running := processes_of(name)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not processes_of(name):
+        if not running:
             break
     return found
 

@@ -42,7 +42,7 @@ from labkit.server.consumers import RouteConsumer, ensure_stream
 from labkit.server.dispatch import dispatch, reply_allowed
 from labkit.server.errors import ReplyNotSent, ReplyTooLarge
 from labkit.server.fair import FairScheduler
-from labkit.server.injection import Headers
+from labkit.server.injection import Headers, Send
 from labkit.server.readers import UserReaders, UserRoute, drain, per_user_suffix
 from labkit.server.reading import ReaderSwitch, Users, nsc_users
 from labkit.server.router import Route, Router
@@ -220,7 +220,7 @@ class Server:
         """
         stats = self.stats[route.name]
         submit = self.scheduler.submit
-        serve = partial(self._serve, nc)
+        serve = partial(self._serve, nc, partial(_send, nc))  # (bound once, not per request)
 
         busy = self._busy
 
@@ -278,6 +278,7 @@ class Server:
     async def _serve(
         self,
         nc: LaneClient,
+        send: Send,
         route: Route,
         subject: str,
         reply: str | None,
@@ -286,7 +287,6 @@ class Server:
     ) -> None:
         if isinstance(headers, bytes):  # from a lane: parsed only when served
             headers = await nc.parse_headers(headers)
-        send = self._send if nc is self.nc else partial(_send, nc)
         outcome = await dispatch(route, subject, data, reply, headers, send, self.resources)
         self.stats[route.name].record(
             outcome.seconds, outcome.error, outcome.refused, first_token(subject)
@@ -364,10 +364,6 @@ class Server:
         """
         if self._switch is not None:
             await self._switch.refresh()
-
-    async def _send(self, subject: str, data: bytes, headers: Headers | None) -> None:
-        assert self.nc is not None
-        await _send(self.nc, subject, data, headers)
 
     async def _discovery(self, msg: Msg) -> None:
         verb = services.verb_of(msg.subject)
