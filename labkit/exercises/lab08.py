@@ -120,17 +120,15 @@ async def serve_echo(nc: Client, replica: str) -> Subscription:
                         "subscription `nc.subscribe(...)` gives"
                     )
                 await nc.flush()
-            received_before = [nc.stats["in_msgs"] for nc in connections]
             texts = [f"request {n}" for n in range(REQUESTS)]
-            replies = await asyncio.gather(*(_ask(alice.nc, subject, text) for text in texts))
-            # The sentinel: once each replica's own flush returns, it has received every
-            # request the server had routed to it before.
-            for nc in connections:
-                await nc.flush()
-            received = [
-                nc.stats["in_msgs"] - before
-                for nc, before in zip(connections, received_before, strict=True)
-            ]
+            # A second round when one replica got nothing: nats-server was seen (once, on
+            # a busy machine) to route all of a first round to one member although both
+            # subscriptions were flushed; a real queue group gives one replica all 40
+            # twice in a row with odds of 1 in 2^78, an answer without one every time.
+            for _round in range(2):
+                replies, received = await _one_round(alice.nc, subject, texts, connections)
+                if min(received) > 0 or sum(received) > REQUESTS:
+                    break
         for text, reply in zip(texts, replies, strict=True):
             if reply not in (f"echo {text} from {replica}" for replica in REPLICAS):
                 raise NotYet(
@@ -147,6 +145,22 @@ async def serve_echo(nc: Client, replica: str) -> Subscription:
         if min(received) == 0:
             raise NotYet(f"only one replica took part ({counts}); both should share the load")
         return f"each of the {REQUESTS} requests reached exactly one replica ({counts})"
+
+
+async def _one_round(
+    alice: Client, subject: str, texts: list[str], replicas: list[Client]
+) -> tuple[list[str], list[int]]:
+    """alice's replies to `texts`, and how many requests each replica received meanwhile."""
+    received_before = [nc.stats["in_msgs"] for nc in replicas]
+    replies = await asyncio.gather(*(_ask(alice, subject, text) for text in texts))
+    # The sentinel: once each replica's own flush returns, it has received every
+    # request the server had routed to it before.
+    for nc in replicas:
+        await nc.flush()
+    received = [
+        nc.stats["in_msgs"] - before for nc, before in zip(replicas, received_before, strict=True)
+    ]
+    return list(replies), received
 
 
 async def _ask(nc: Client, subject: str, text: str) -> str:
