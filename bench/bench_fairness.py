@@ -26,8 +26,14 @@ connections of its own (LABKIT_SERVER_READERS, labkit.server.readers).
 `--work-ms 20`: alice's handler first waits 20 ms (like a read from the object
 store), bob's does not; this is where serving in arrival order hurts most.
 
+`--floor`: one more run, with this checkout's server serving bob while alice's
+bursts go to a subject that no route serves: NATS answers each of her requests
+"no responders" itself, and the labkit server does nothing for her. Bob's figures
+there are the floor of this machine: what her process and nats-server's work cost
+him on the shared cores whatever any server does.
+
     .venv/bin/python bench/bench_fairness.py [--alone 3] [--bursts 3] [--sizes 5000,20000]
-        [--work-ms 0] [--readers 4] [--before DIR --rounds 2]
+        [--work-ms 0] [--readers 4] [--before DIR --rounds 2] [--floor]
 """
 
 from __future__ import annotations
@@ -53,7 +59,6 @@ from proc_stats import cpu_seconds, load_average, machine_busy_seconds
 
 from labkit.client import connect_as
 from labkit.error_replies import LABKIT_CODE_HEADER
-from labkit.files import write_atomic
 from labkit.labs import echo
 from labkit.nsc.wrapper import Nsc
 from labkit.protocol import EchoRequest, EchoResponse
@@ -66,6 +71,9 @@ PERIOD = 0.002  # bob's pace: one request every 2 ms
 TIMEOUT = 30.0
 STARTUP_TIMEOUT = 30.0
 PAYLOAD = EchoRequest(message="hello").SerializeToString()
+# `--floor`: a subject of alice's that no route serves; NATS itself answers each request.
+UNSERVED = f"{ALICE}.unserved"
+NO_RESPONDERS = "503"
 
 
 # --- the processes the benchmark starts -------------------------------------------
@@ -99,25 +107,23 @@ def _router(work_ms: float) -> Router:
 async def _serve(ready: Path, work_ms: float) -> None:
     settings = Settings()
     server = Server(_router(work_ms), settings=settings, queue=settings.server.queue)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    write_atomic(ready, str(os.getpid()))
-    await stop.wait()
-    await server.stop()
+    # As `python -m labkit.server` runs it (start, the collector step, the ready file).
+    await server.serve_until_signalled(ready_file=ready)
 
 
 async def _alice(creds_file: Path, count: int, subject: str) -> None:
     """Publish `count` requests at once, wait for every answer, print what came back."""
     nc = await connect_as(creds_file.read_text(), settings=Settings())
-    answers = {"served": 0, "busy": 0, "other": 0}
+    answers = {"served": 0, "busy": 0, "unserved": 0, "other": 0}
     done = asyncio.Event()
 
     async def on_answer(msg: Msg) -> None:
-        code = (msg.headers or {}).get(LABKIT_CODE_HEADER)
-        answers["served" if code is None else "busy" if code == "busy" else "other"] += 1
+        headers = msg.headers or {}
+        code = headers.get(LABKIT_CODE_HEADER)
+        if headers.get("Status") == NO_RESPONDERS:  # `--floor`: NATS answered, not a server
+            answers["unserved"] += 1
+        else:
+            answers["served" if code is None else "busy" if code == "busy" else "other"] += 1
         if sum(answers.values()) == count:
             done.set()
 
@@ -186,10 +192,10 @@ class Burst:
     wall: float  # that window's wall time
 
 
-async def _burst(creds_file: Path, count: int, work_ms: float, server_pid: int) -> Burst:
+async def _burst(creds_file: Path, count: int, subject: str, server_pid: int) -> Burst:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--alice", str(count), "--creds", str(creds_file),
-        "--work-ms", str(work_ms),
+        "--subject", subject,
         stdout=subprocess.PIPE, stdin=subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None and process.stdin is not None
@@ -222,6 +228,7 @@ async def _run_server(
     bob_creds: str,
     alice_file: Path,
     before: Path | None,
+    alice_subject: str,
 ) -> Figures:
     ready = workdir / "server.ready"
     ready.unlink(missing_ok=True)
@@ -249,7 +256,7 @@ async def _run_server(
         figures = Figures(bob.between(start, time.time()), {}, {})
         for size in args.sizes:
             for _ in range(args.bursts):
-                burst = await _burst(alice_file, size, args.work_ms, server.pid)
+                burst = await _burst(alice_file, size, alice_subject, server.pid)
                 figures.bursts.setdefault(size, []).append(burst)
                 answers = burst.answers
                 figures.during.setdefault(size, []).extend(
@@ -296,7 +303,8 @@ def _report(name: str, figures: Figures, args: argparse.Namespace) -> None:
             answers, wall = run.answers, run.wall
             print(
                 f"alice {size:,}: {answers['served']:,.0f} served, {answers['busy']:,.0f} busy, "
-                f"{answers['other']:,.0f} other, all answered in "
+                f"{answers['unserved']:,.0f} no responders, {answers['other']:,.0f} other, "
+                "all answered in "
                 f"{(answers['ended'] - answers['started']) * 1e3:,.0f} ms; labkit server CPU "
                 f"{run.server_cpu * 1e3:,.0f} ms in {wall * 1e3:,.0f} ms "
                 f"({run.server_cpu / wall:.0%} of a core), machine busy "
@@ -311,15 +319,20 @@ async def _bench(settings: Settings, workdir: Path, args: argparse.Namespace) ->
     bob_creds = nsc.create_user(BOB).creds
     alice_file = workdir / "alice.creds"
     alice_file.write_text(nsc.create_user(ALICE).creds)
-    servers: list[tuple[str, Path | None]] = [("this checkout", None)]
+    served = f"{ALICE}.echo.slow" if args.work_ms else f"{ALICE}.echo"
+    servers: list[tuple[str, Path | None, str]] = [("this checkout", None, served)]
     if args.before:
-        servers.append((f"before ({args.before})", args.before))
-    results: dict[str, list[Figures]] = {name: [] for name, _ in servers}
+        servers.append((f"before ({args.before})", args.before, served))
+    if args.floor:
+        servers.append(("floor: nothing serves alice (NATS answers her)", None, UNSERVED))
+    results: dict[str, list[Figures]] = {name: [] for name, _, _ in servers}
     load = [load_average()]
     for round_ in range(args.rounds):
         # Alternating (ABBA) so a drifting machine hits both alike.
-        for name, before in servers if round_ % 2 == 0 else servers[::-1]:
-            figures = await _run_server(settings, workdir, args, bob_creds, alice_file, before)
+        for name, before, subject in servers if round_ % 2 == 0 else servers[::-1]:
+            figures = await _run_server(
+                settings, workdir, args, bob_creds, alice_file, before, subject
+            )
             results[name].append(figures)
     load.append(load_average())
 
@@ -355,6 +368,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs of each server")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run alice's bursts on a subject no server serves (NATS answers 'no "
+        "responders'): what bob sees when the machine, not a server, is all that is shared",
+    )
+    parser.add_argument(
         "--readers",
         type=int,
         default=0,
@@ -373,13 +392,13 @@ def main() -> None:
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--alice", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--creds", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--subject", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         _serve_profiled(args.ready_file, args.profile_out, args.work_ms)
         return
     if args.alice:
-        subject = f"{ALICE}.echo.slow" if args.work_ms else f"{ALICE}.echo"
-        asyncio.run(_alice(args.creds, args.alice, subject))
+        asyncio.run(_alice(args.creds, args.alice, args.subject))
         return
     args.sizes = [int(size) for size in args.sizes.split(",")]
 

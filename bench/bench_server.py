@@ -129,10 +129,8 @@ async def _serve_labkit(settings: Settings, ready: Path) -> None:
         queue=settings.server.queue,
         max_in_flight=settings.server.max_in_flight,
     )
-    await server.start()
-    write_atomic(ready, str(os.getpid()))
-    await _until_stopped()
-    await server.stop()
+    # As `python -m labkit.server` runs it (start, the collector step, the ready file).
+    await server.serve_until_signalled(ready_file=ready)
 
 
 def _serve(mode: str, ready: Path, profile: Path | None) -> None:

@@ -147,9 +147,20 @@ def test_stale_processes_are_swept_at_the_next_start(stack: Stack) -> None:
 def foreign_process() -> Iterator[subprocess.Popen[bytes]]:
     """A process labkit did not start (in its own session, like the stack's children)."""
     foreign = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    # Start times are in clock ticks (10 ms): a component started in the same tick would
+    # share it, and the test's "reused pid" would not look reused. Let the tick pass.
+    started = start_time_of(foreign.pid)
+    assert started is not None
+    while _ticks_since_boot() <= started:
+        time.sleep(0.005)
     yield foreign
     foreign.kill()
     foreign.wait()
+
+
+def _ticks_since_boot() -> float:
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime * os.sysconf("SC_CLK_TCK")
 
 
 def _record_as(stack: Stack, name: str, pid: int) -> ProcessId:
