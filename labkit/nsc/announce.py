@@ -90,7 +90,7 @@ async def announce_user(
             ),
             timeout=timeout,
         )
-    except (TimeoutError, NatsError, OSError) as exc:
+    except Exception as exc:  # refused, timed out, creds it cannot read: never raises
         return Announcement(Outcome.UNREACHABLE, f"{type(exc).__name__}: {exc}")
     try:
         reply = await nc.request(USER_NEW, user.encode(), timeout=timeout)
