@@ -7,7 +7,8 @@ the route catch-alls on the server's main connection read everyone instead, and
 the readers give way; under the bound again, the other way round. Always the new
 way in first, kept next to the old one for SWITCH_GRACE, then the old one drained:
 every subscription is in the same queue group, so each request reaches exactly one
-of them meanwhile.
+of them meanwhile. A learner the stack has just created is announced
+(labkit.server.announcements): `learn` looks at the users at once, the same way.
 """
 
 from __future__ import annotations
