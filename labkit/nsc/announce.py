@@ -49,6 +49,8 @@ log = logging.getLogger("labkit.nsc.announce")
 
 # How long a server has to answer, and the NATS server to accept the connection.
 ANNOUNCE_TIMEOUT = 2.0
+# Between the two tries nats-py makes of each server when connecting (seconds).
+RETRY_WAIT = 0.05
 
 
 class Outcome(enum.Enum):
@@ -76,7 +78,9 @@ async def announce_user(
     """
     try:
         # nats-py retries a refused first connect without end unless told otherwise
-        # (labkit.nsc.push): one attempt, and the whole of it bounded.
+        # (labkit.nsc.push), and tries each server twice even then (`reconnects >
+        # max_reconnect_attempts` ends it), waiting reconnect_time_wait (2 s) between:
+        # a short wait, so a stopped NATS is told at once, and the whole bounded.
         nc = await asyncio.wait_for(
             nats.connect(
                 servers,
@@ -86,6 +90,7 @@ async def announce_user(
                 connect_timeout=timeout,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,
+                reconnect_time_wait=RETRY_WAIT,
                 error_cb=_report_nothing,
             ),
             timeout=timeout,

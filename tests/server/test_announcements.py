@@ -205,7 +205,9 @@ def test_with_nats_down_the_announcement_ends_within_its_bound_and_creation_goes
         closed.bind(("127.0.0.1", 0))
         refused = f"nats://127.0.0.1:{closed.getsockname()[1]}"
     announced = announce_user_sync(refused, creds, "anyone", timeout=0.5)
+    # Told by the refusal itself, not cut by the bound.
     assert announced.outcome is Outcome.UNREACHABLE, announced
+    assert "NoServersError" in announced.detail
 
     # A port that accepts and never says a word: only the announcement's own bound
     # ends it (not the thread's last-resort wait, whose outcome would say so).
