@@ -6,7 +6,8 @@ LABKIT_SERVER_READER_REFRESH; a learner created in between would get "no respond
 until then. So whoever creates a learner announces the name before handing out the
 creds, and waits (at most ANNOUNCE_TIMEOUT) for a server to answer that it reads
 them (labkit.server.announcements): one answer is enough, every reader
-subscription being in the route's one queue group.
+subscription being in the route's one queue group (servers of other queue groups,
+a notebook's own, answer too: the first answer says nothing of the others).
 
 `Nsc.from_settings` wires `UserAnnouncer` in, so the NSC service, the CLI, the
 exercises and anything else that creates users from settings announce them; the
