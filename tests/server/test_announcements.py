@@ -305,3 +305,43 @@ def test_the_awaited_announcer_never_raises(running_stack: Stack) -> None:
     for servers, given in ((url, creds), (nats_urls(running_stack.settings), "not creds")):
         announced = asyncio.run(announce_user(servers, given, "anyone", timeout=0.5))
         assert announced.outcome is Outcome.UNREACHABLE, announced
+
+
+def test_a_server_past_its_user_bound_answers_for_its_users_and_one_without_readers_is_deaf(
+    running_stack: Stack,
+) -> None:
+    router = Router("deaf")
+
+    @router.subscribe("*.echo.deaf", name="deaf_echo")
+    async def deaf_echo(request: EchoRequest) -> EchoResponse:
+        return EchoResponse(message=request.message)
+
+    known = {"bound-ann", "bound-ben"}
+
+    async def scenario() -> tuple[Outcome, Outcome, Outcome]:
+        servers = nats_urls(running_stack.settings)
+        creds = Nsc.from_settings(running_stack.settings).server_creds()
+        off = make_settings(running_stack.settings.home, server={"readers": 0})
+        server = Server(router, settings=off, queue=fresh("deaf"), users=lambda: known)
+        await server.start()
+        try:  # one connection for all: USER_NEW is not even subscribed
+            unheard = await announce_user(servers, creds, "bound-ann")
+        finally:
+            await server.stop()
+        # Two users, a bound of one: the catch-alls read everyone the store lists.
+        bounded = make_settings(
+            running_stack.settings.home,
+            server={"readers": 2, "reader_max_users": 1, "reader_refresh": REFRESH},
+        )
+        server = Server(router, settings=bounded, queue=fresh("deaf"), users=lambda: known)
+        await server.start()
+        try:
+            assert server.readers is not None and server.readers.users == set()
+            listed = await announce_user(servers, creds, "bound-ann")
+            unlisted = await announce_user(servers, creds, "bound-nobody")
+            assert server.readers.users == set()
+        finally:
+            await server.stop()
+        return unheard.outcome, listed.outcome, unlisted.outcome
+
+    assert asyncio.run(scenario()) == (Outcome.NO_SERVER, Outcome.READ, Outcome.REFUSED)
