@@ -353,12 +353,15 @@ class Server:
             max_users=bounds.reader_max_users,
             refresh_seconds=bounds.reader_refresh.total_seconds(),
         )
-        await self._switch.start()
-        # A learner created from now on is read before their creds are handed out.
+        # Heard before the first listing: a learner created after it began is announced
+        # to this server (and read before their creds are handed out), one created
+        # before it is listed.
         announcements = await hear_announcements(
             self.nc, self._switch, stack_user_names(self.settings.nsc)
         )
         self._subscriptions.append(announcements)
+        await self.nc.flush()
+        await self._switch.start()
         log.info(
             "%d users read on %d reader connections",
             len(self.readers.users),
