@@ -55,6 +55,8 @@ RETRY_WAIT = 0.05
 
 
 class Outcome(enum.Enum):
+    """What became of an announcement."""
+
     READ = "read"  # a server reads the user now
     NO_SERVER = "no server"  # no server with reader connections runs
     REFUSED = "refused"  # a server answered that it does not read them (the reason says)
@@ -165,7 +167,10 @@ class UserAnnouncer:
         self._timeout = timeout
 
     def __call__(self, issued: IssuedUser) -> Announcement | None:
-        """Announce `issued`; None when there is no one to tell (no stack, other account)."""
+        """Announce `issued`; None when there is no one to tell (no stack, other account).
+
+        Never raises: the learner exists whatever becomes of the announcement.
+        """
         if issued.account != self._settings.nsc.account:
             return None  # the servers read the stack's account only
         from labkit.discovery import nats_urls
@@ -175,6 +180,9 @@ class UserAnnouncer:
             creds = self._server_creds()
         except (LabkitError, OSError) as exc:  # no NATS started yet: nothing reads anyone
             log.debug("not announcing %s: %s", issued.name, exc)
+            return None
+        except Exception as exc:  # a state file half written, say: warn, never raise
+            log.warning("not announcing %s: %s: %s", issued.name, type(exc).__name__, exc)
             return None
         announced = announce_user_sync(servers, creds, issued.name, self._timeout)
         if announced.outcome in (Outcome.READ, Outcome.NO_SERVER):
