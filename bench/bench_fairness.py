@@ -20,8 +20,9 @@ fraction of a core reads a burst that much slower, whatever its code does.
 Targets (the issue): bob's p99 during a burst <= 5x his p99 alone, and his worst
 <= 50x his p50 alone.
 
-`--readers 4`: this checkout's server reads each user's requests on one of 4 NATS
-connections of its own (LABKIT_SERVER_READERS, labkit.server.readers).
+`--readers 4` (the default, as the server's): this checkout's server reads each
+user's requests on one of 4 NATS connections of its own (LABKIT_SERVER_READERS,
+labkit.server.readers); `--readers 0`, on one connection.
 
 `--work-ms 20`: alice's handler first waits 20 ms (like a read from the object
 store), bob's does not; this is where serving in arrival order hurts most.
@@ -376,9 +377,9 @@ def main() -> None:
     parser.add_argument(
         "--readers",
         type=int,
-        default=0,
+        default=4,
         help="this checkout's server reads users' requests on N connections "
-        "(LABKIT_SERVER_READERS; 0: one connection, as before)",
+        "(LABKIT_SERVER_READERS, 4 by default; 0: one connection, as before)",
     )
     parser.add_argument(
         "--work-ms",

@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from labkit.subjects import USER_NEW
+
 # Six months, the seed system's default lifetime for user credentials.
 SIX_MONTHS = timedelta(days=183)
 
@@ -116,6 +118,8 @@ class NscSettings(BaseModel):
         "*.progress.mine",
         # Who is in the class now (labkit.labs.roster).
         "*.roster",
+        # A learner just created: subscribe them on a reader now (labkit.server.announcements).
+        USER_NEW,
     ]
     # What the server publishes, and nothing more: relayed ping lines, persisted replies,
     # and the JetStream API calls on what it owns (the labs' stream, its own consumer,
@@ -124,6 +128,8 @@ class NscSettings(BaseModel):
     # through its response permission, and only inside the requester's own inbox.
     server_publish: list[str] = [
         "*.inbox",
+        # The stack announces a learner it created with these creds (labkit.nsc.announce).
+        USER_NEW,
         "persist.*.echo.stream.reply.>",
         "$JS.API.STREAM.CREATE.ECHO_STREAM",
         "$JS.API.STREAM.UPDATE.ECHO_STREAM",
@@ -238,8 +244,10 @@ class ServerSettings(BaseModel):
     # Reader connections (labkit.server.readers): each user's route subjects read on
     # one of `readers` connections of their own, so one user's burst does not sit in
     # the socket in front of everyone else's requests. 0: one connection reads all.
+    # A learner the stack creates is announced to the servers before their creds are
+    # handed out (labkit.nsc.announce), so they are read from their first request.
     readers: int = Field(
-        0, ge=0, le=16, description="connections reading users' requests (0: one for all)"
+        4, ge=0, le=16, description="connections reading users' requests (0: one for all)"
     )
     reader_max_users: int = Field(
         2000, ge=1, description="past this many users, the readers give way to one connection"

@@ -97,6 +97,14 @@ TRANSFORM_FILE = "transform_file"
 PROGRESS = "progress"
 PROGRESS_MINE = "progress.mine"
 
+# Where the stack announces a learner just created, so every application server with
+# reader connections (labkit.server.readers) subscribes them before their first
+# request (labkit.server.announcements, labkit.nsc.announce). Its first token begins
+# with `labkit_`, which no learner's name may (labkit.nsc.names): a learner may publish
+# only under their own name, so none can publish or read it (a learner may be called
+# `labkit`, so `labkit.` would not do). Only the server's user may subscribe it.
+USER_NEW = "labkit_stack.server.user.new"
+
 # Subjects the exercises (labkit.exercises) serve, on a server of their own.
 ECHO_REVERSE = "echo.reverse"
 ECHO_COUNT = "echo.count"

@@ -81,10 +81,16 @@ async def serve(
         .issue_stack_user(EXERCISE_SERVER, EXERCISE_SERVER_PERMISSIONS)
         .creds
     )
+    # One connection reads every user (no reader connections): a check's server
+    # serves the check's own one or two users, and, running in the kernel that creates
+    # them, could not answer their announcement while create_user waits for it.
+    one_connection = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"readers": 0})}
+    )
     server = Server(
         router,
         creds=creds,
-        settings=settings,
+        settings=one_connection,
         queue=f"exercise-{secrets.token_hex(4)}",
         name="labkit-exercise",
         resources=resources,

@@ -8,6 +8,7 @@ account JWT to a running server is left to `labkit.nsc.push` and `labkit.nsc.del
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from labkit.nsc.names import (
 from labkit.nsc.store import Keystore
 from labkit.settings import NscSettings, Settings
 
+# What happens once a learner's creds are stored (Nsc.from_settings: announce them).
+UserHook = Callable[[IssuedUser], object]
+
 SYSTEM_ACCOUNT = "SYS"
 SYSTEM_USER = "sys"
 
@@ -33,13 +37,30 @@ SYSTEM_USER = "sys"
 class Nsc:
     """Create and manage NATS operator, accounts and users in one on-disk store."""
 
-    def __init__(self, store_dir: Path, settings: NscSettings | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        settings: NscSettings | None = None,
+        *,
+        on_user_created: UserHook | None = None,
+    ) -> None:
         self.settings = settings or NscSettings()
         self.store = Keystore(store_dir)
+        # Called after a learner's creds are stored, before create_user returns them.
+        self.on_user_created = on_user_created
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Nsc:
-        return cls(settings.paths.nsc_store, settings.nsc)
+        """The stack's store; each learner created is announced to the running servers.
+
+        The announcement (labkit.nsc.announce) makes the application servers read the
+        new learner's subjects before the caller can use the creds.
+        """
+        from labkit.nsc.announce import UserAnnouncer
+
+        nsc = cls(settings.paths.nsc_store, settings.nsc)
+        nsc.on_user_created = UserAnnouncer(settings, nsc.server_creds)
+        return nsc
 
     # operator and accounts
     def setup(self, operator: str | None = None, account: str | None = None) -> Setup:
@@ -104,9 +125,13 @@ class Nsc:
 
         Permissions default to the NscSettings templates, expiry to `credential_expiry`.
         Names the stack keeps for itself are refused (ReservedName): see `issue_stack_user`.
+        Then `on_user_created` runs (from settings: the running servers are told).
         """
         name = validate_user_name(name, self.stack_users)
-        return self._create(name, account, permissions, expires_in, limited=True)
+        issued = self._create(name, account, permissions, expires_in, limited=True)
+        if self.on_user_created is not None:  # outside the store's lock
+            self.on_user_created(issued)
+        return issued
 
     def issue_stack_user(self, name: str, permissions: Permissions) -> IssuedUser:
         """(Re-)issue one of the stack's own users: only a reserved name is accepted here."""

@@ -11,18 +11,20 @@ alice's burst waits in another socket than bob's request, the event loop reads t
 sockets in turn (nats-py reads a buffer's worth per turn) and bob's request is read
 within a turn or two.
 
-Who the users are comes from the NSC store (the users that exist), never from
-what arrives: a name a learner makes up never gets a subscription, and past
-`reader_max_users` users the server goes back to the route catch-alls. Every
-subscription, per user or catch-all, is in the route's one queue group, so each
-request goes to exactly one subscriber, whatever replicas exist and whatever each
-has subscribed so far: a change (a user added, moved, removed, the switch to and
-from the catch-alls) subscribes the new path first and drains the old one, so a
-request is never lost and never served twice. Why not learn users from a catch-all
-instead: nats-server joins queue members by queue name across subject patterns and
-picks one at random, so a catch-all in the same group takes its share of everyone's
-burst; in another group it receives a copy of every request (read twice, and with
-replicas no server can tell whether another one served the copy).
+Who the users are comes from the NSC store (the users that exist, looked at
+periodically and when the stack announces a learner it created:
+labkit.server.announcements), never from what arrives: a name a learner makes up
+never gets a subscription, and past `reader_max_users` users the server goes back to
+the route catch-alls. Every subscription, per user or catch-all, is in the route's
+one queue group, so each request goes to exactly one subscriber, whatever replicas
+exist and whatever each has subscribed so far: a change (a user added, moved,
+removed, the switch to and from the catch-alls) subscribes the new path first and
+drains the old one, so a request is never lost and never served twice. Why not learn
+users from a catch-all instead: nats-server joins queue members by queue name across
+subject patterns and picks one at random, so a catch-all in the same group takes its
+share of everyone's burst; in another group it receives a copy of every request
+(read twice, and with replicas no server can tell whether another one served the
+copy).
 """
 
 from __future__ import annotations

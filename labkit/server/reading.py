@@ -7,7 +7,8 @@ the route catch-alls on the server's main connection read everyone instead, and
 the readers give way; under the bound again, the other way round. Always the new
 way in first, kept next to the old one for SWITCH_GRACE, then the old one drained:
 every subscription is in the same queue group, so each request reaches exactly one
-of them meanwhile.
+of them meanwhile. A learner the stack has just created is announced
+(labkit.server.announcements): `learn` looks at the users at once, the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 
 from nats.aio.subscription import Subscription
@@ -53,6 +55,9 @@ class ReaderSwitch:
         self._catch_alls: list[Subscription] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # The last listing: when it began, and who it found (None: could not list).
+        self._listed_at = float("-inf")
+        self._listed: frozenset[str] | None = None
 
     async def start(self) -> None:
         await self.refresh()
@@ -62,6 +67,22 @@ class ReaderSwitch:
         """Bring the subscriptions to the users listed now; one refresh at a time."""
         async with self._lock:
             await self._refresh()
+
+    async def learn(self, user: str) -> bool:
+        """Read `user` now, if the users listed now include them (a new user's announcement).
+
+        A refresh like any other (under the lock, within the user bound), unless one
+        began after this was asked: it saw the store as it is now. True when the
+        user's requests are read: on a reader of their own, or by the catch-alls.
+        """
+        asked = time.monotonic()
+        async with self._lock:
+            if self._listed_at < asked:
+                await self._refresh()
+            if user in self.readers.users:
+                return True
+            listed = self._listed
+            return bool(self._catch_alls) and (listed is None or user in listed)
 
     async def drain(self) -> None:
         """Stop refreshing; drain the catch-alls and every user's subscriptions."""
@@ -108,11 +129,15 @@ class ReaderSwitch:
 
     async def _read_users(self) -> list[str] | None:
         """The users that exist, or None when they cannot be listed (then: catch-alls)."""
+        self._listed_at = time.monotonic()
         try:
-            return list(await asyncio.to_thread(self._users))
+            users = list(await asyncio.to_thread(self._users))
         except Exception as exc:
             log.warning("listing the users: %s: %s", type(exc).__name__, exc)
+            self._listed = None
             return None
+        self._listed = frozenset(users)
+        return users
 
 
 def nsc_users(settings: Settings) -> Users:

@@ -5,10 +5,11 @@ What arrives is only sorted by user on receipt (a route's lane, labkit.server.wi
 from nats-py's parser straight to the scheduler); a fair scheduler
 (labkit.server.fair) runs it, users in turn, within a global and a per-user bound,
 and a user whose queue is full is answered `busy` (labkit.server.busy).
-With LABKIT_SERVER_READERS > 0 each user's route subjects are read on one of that
-many more connections (labkit.server.readers, kept current by
-labkit.server.reading), so one user's burst does not sit in the socket in front of
-everyone else's requests; answers leave on the connection that read the request.
+With LABKIT_SERVER_READERS > 0 (the default) each user's route subjects are read on
+one of that many more connections (labkit.server.readers, kept current by
+labkit.server.reading, and told of a new learner by labkit.server.announcements),
+so one user's burst does not sit in the socket in front of everyone else's
+requests; answers leave on the connection that read the request.
 SIGTERM/SIGINT drain gracefully: no new messages are taken, the ones already
 received are served, then it disconnects; whatever state NATS is in, within the
 drain timeout.
@@ -36,7 +37,9 @@ from nats.js.api import StreamConfig
 from labkit import __version__
 from labkit.files import write_atomic
 from labkit.nsc.creds import user_of
+from labkit.nsc.names import stack_user_names
 from labkit.server import services
+from labkit.server.announcements import hear_announcements
 from labkit.server.busy import BusyAnswer
 from labkit.server.collector import freeze_startup_objects
 from labkit.server.consumers import RouteConsumer, ensure_stream
@@ -354,6 +357,14 @@ class Server:
             max_users=bounds.reader_max_users,
             refresh_seconds=bounds.reader_refresh.total_seconds(),
         )
+        # Heard before the first listing: a learner created after it began is announced
+        # to this server (and read before their creds are handed out), one created
+        # before it is listed.
+        announcements = await hear_announcements(
+            self.nc, self._switch, stack_user_names(self.settings.nsc)
+        )
+        self._subscriptions.append(announcements)
+        await self.nc.flush()
         await self._switch.start()
         log.info(
             "%d users read on %d reader connections",

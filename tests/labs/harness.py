@@ -172,8 +172,10 @@ class NatsLab(LabHarness):
 
     async def connection(self, user: str) -> Client:
         if user not in self._connections:
-            creds = self._nsc.create_user(user).creds
-            self._connections[user] = await connect_as(creds, settings=self.settings)
+            # Off this loop's thread: the server in this loop must hear the new user's
+            # announcement (labkit.nsc.announce) while create_user waits for its answer.
+            issued = await asyncio.to_thread(self._nsc.create_user, user)
+            self._connections[user] = await connect_as(issued.creds, settings=self.settings)
         return self._connections[user]
 
     async def echo(self, user: str, text: str) -> str:

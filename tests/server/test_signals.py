@@ -26,7 +26,7 @@ from labkit.protocol import ImageConfirmation, ImageResponse
 from labkit.settings import Settings
 from labkit.stack import Stack
 from labkit.stack.process import ProcessId, exit_code
-from labkit.subjects import TRANSFORM_FILE, any_user, user_subject
+from labkit.subjects import TRANSFORM_FILE, any_user, matches, user_subject
 from tests.conftest import make_settings
 from tests.nats_helpers import wait_until
 
@@ -48,13 +48,17 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def delivered_to_route(monitor_url: str, pattern: str, queue: str) -> int:
-    """Messages the NATS server has handed the subscription of `pattern` in `queue`."""
+    """Messages the NATS server has handed the subscriptions of `pattern` in `queue`.
+
+    The route's catch-all, or its users' own subjects on the reader connections
+    (`sigterm-alice.transform_file`, LABKIT_SERVER_READERS).
+    """
     connz = requests.get(f"{monitor_url}/connz", params={"subs": "detail"}, timeout=5).json()
     return sum(
         sub["msgs"]
         for connection in connz["connections"]
         for sub in connection.get("subscriptions_list_detail", [])
-        if sub["subject"] == pattern and sub.get("qgroup") == queue
+        if matches(pattern, sub["subject"]) and sub.get("qgroup") == queue
     )
 
 

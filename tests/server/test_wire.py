@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from labkit.client import connect_as
 from labkit.discovery import nats_urls
@@ -22,7 +23,7 @@ from labkit.nsc.wrapper import Nsc
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.server import Router, Server
 from labkit.server.injection import register_dependency
-from labkit.server.wire import LaneClient
+from labkit.server.wire import Lane, LaneClient
 from labkit.stack import Stack
 from tests.conftest import make_settings
 from tests.nats_helpers import wait_until
@@ -40,22 +41,33 @@ class SeenHeaders:
 register_dependency(SeenHeaders, lambda delivery: SeenHeaders(delivery.headers))
 
 
+@pytest.mark.parametrize("readers", [0, 2], ids=["one connection", "reader connections"])
 def test_a_route_message_takes_the_lane_with_its_headers(
-    running_stack: Stack, monkeypatch: pytest.MonkeyPatch
+    running_stack: Stack, monkeypatch: pytest.MonkeyPatch, readers: int
 ) -> None:
-    settings = make_settings(running_stack.settings.home)
+    settings = make_settings(running_stack.settings.home, server={"readers": readers})
     creds = Nsc.from_settings(settings).create_user("wire-bob").creds
     by_lane: list[bytes] = []
-    add_lane = LaneClient.add_lane
+    add_lane, subscribe_lane = LaneClient.add_lane, LaneClient.subscribe_lane
 
-    def counted(self: LaneClient, subscription: object, lane: object) -> None:
+    def counting(lane: Lane) -> Lane:
         def through(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
             by_lane.append(subject)
-            lane(subject, reply, data, headers)  # type: ignore[operator]
+            lane(subject, reply, data, headers)
 
-        add_lane(self, subscription, through)  # type: ignore[arg-type]
+        return through
+
+    # The route's catch-all (one connection), or the user's own subject on a reader.
+    def counted(self: LaneClient, subscription: Subscription, lane: Lane) -> None:
+        add_lane(self, subscription, counting(lane))
+
+    async def counted_reader(
+        self: LaneClient, subject: str, queue: str, lane: Lane
+    ) -> Subscription:
+        return await subscribe_lane(self, subject, queue, counting(lane))
 
     monkeypatch.setattr(LaneClient, "add_lane", counted)
+    monkeypatch.setattr(LaneClient, "subscribe_lane", counted_reader)
     router = Router("wire")
 
     @router.subscribe("*.echo.wire-headers")

@@ -19,6 +19,12 @@ ALICE = "tap-alice"
 BOB = "tap-bob"
 
 
+async def creds_of(nsc: Nsc, user: str) -> str:
+    """`user`'s creds, created off this loop's thread: the server running in this loop
+    must hear the new user's announcement while create_user waits for its answer."""
+    return (await asyncio.to_thread(nsc.create_user, user)).creds
+
+
 def test_the_observer_sees_every_users_requests_and_replies(running_stack: Stack) -> None:
     settings = running_stack.settings
     nsc = Nsc.from_settings(settings)
@@ -28,8 +34,8 @@ def test_the_observer_sees_every_users_requests_and_replies(running_stack: Stack
         await server.start()
         tap = ObserverTap(settings=settings)
         await tap.start()
-        alice = await connect_as(nsc.create_user(ALICE).creds, settings=settings)
-        bob = await connect_as(nsc.create_user(BOB).creds, settings=settings)
+        alice = await connect_as(await creds_of(nsc, ALICE), settings=settings)
+        bob = await connect_as(await creds_of(nsc, BOB), settings=settings)
         try:
             assert await send_echo(alice, ALICE, "hello") == "echo hello"
             bob_side = await Conversation(bob, BOB).open()
@@ -66,7 +72,7 @@ def test_a_users_wire_tap_sees_its_own_request_and_reply(running_stack: Stack) -
     async def scenario() -> list[tuple[str, str]]:
         server = lab_server(settings)
         await server.start()
-        nc = await connect_as(nsc.create_user(ALICE).creds, settings=settings)
+        nc = await connect_as(await creds_of(nsc, ALICE), settings=settings)
         tap = WireTap(nc, [f"{ALICE}.>", f"_INBOX.{ALICE}.>"])
         try:
             await tap.start()
@@ -96,7 +102,7 @@ def test_the_observer_shows_a_persisted_echo_and_hides_the_polling(running_stack
         await server.start()
         tap = ObserverTap([f"{PERSIST_PREFIX}.>", "_INBOX.>"], settings=settings)
         await tap.start()
-        alice = await connect_as(nsc.create_user(ALICE).creds, settings=settings)
+        alice = await connect_as(await creds_of(nsc, ALICE), settings=settings)
         try:
             request = EchoRequest(message="kept").SerializeToString()
             ack = await alice.jetstream().publish(f"{ALICE}.echo.stream", request)
