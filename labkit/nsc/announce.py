@@ -190,9 +190,26 @@ class UserAnnouncer:
         else:
             log.warning(
                 "announcing new user %s to the application servers: %s (%s); they read "
-                "them at their next look at the NSC store (LABKIT_SERVER_READER_REFRESH)",
+                "them at their next look at the NSC store (LABKIT_SERVER_READER_REFRESH)%s",
                 issued.name,
                 announced.outcome.value,
                 announced.detail,
+                _IN_LOOP_HINT if _in_running_loop() else "",
             )
         return announced
+
+
+# Why an announcement made inside a running event loop may go unanswered.
+_IN_LOOP_HINT = (
+    ". It was made inside a running event loop: a Server running in that loop cannot "
+    "answer while the loop waits here. Create the user with "
+    "`await asyncio.to_thread(nsc.create_user, name)` there"
+)
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -82,7 +82,9 @@ async def files_lab(settings: Settings, *users: str) -> AsyncIterator[FilesLab]:
     try:
         clients = {}
         for user in users or (ALICE, BOB):
-            nc = await connect_as(nsc.create_user(user).creds, settings=settings)
+            # Off this loop, so the lab server in it answers the announcement.
+            issued = await asyncio.to_thread(nsc.create_user, user)
+            nc = await connect_as(issued.creds, settings=settings)
             connections.append(nc)
             clients[user] = FileClient(nc, user)
         yield FilesLab(settings, clients, ObjectStore.from_settings(settings))

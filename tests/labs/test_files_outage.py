@@ -42,7 +42,8 @@ def test_a_transform_while_the_object_store_is_down_is_objects_unavailable(stack
     async def scenario() -> tuple[RemoteError, str, str]:
         server = lab_server(settings)
         await server.start()
-        creds = Nsc.from_settings(settings).create_user(USER).creds
+        # Off this loop, so the lab server in it answers the announcement.
+        creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, USER)).creds
         nc = await connect_as(creds, settings=settings)
         files = FileClient(nc, USER)
         try:

@@ -95,7 +95,9 @@ async def _lab(settings: Settings) -> AsyncIterator[tuple[Server, dict[str, File
     try:
         clients = {}
         for user in (ALICE, BOB):
-            nc = await connect_as(nsc.create_user(user).creds, settings=settings)
+            # Off this loop, so the lab server in it answers the announcement.
+            issued = await asyncio.to_thread(nsc.create_user, user)
+            nc = await connect_as(issued.creds, settings=settings)
             connections.append(nc)
             clients[user] = FileClient(nc, user)
         yield server, clients

@@ -41,14 +41,16 @@ async def serving(settings: Settings, **options: Any) -> AsyncIterator[Server]:
 
 
 async def connect_user(settings: Settings, user: str, **options: Any) -> Client:
-    creds = Nsc.from_settings(settings).create_user(user).creds
+    # Off this loop: a lab server in it must answer the announcement (labkit.nsc.announce).
+    creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, user)).creds
     return await connect_as(creds, settings=settings, **options)
 
 
 async def connect_admin(settings: Settings) -> Client:
     """A test-only user that may do anything in the labs' account (to look, not to serve)."""
     permissions = permissions_from_templates("sec-admin", [">"], [">"])
-    creds = Nsc.from_settings(settings).create_user("sec-admin", permissions=permissions).creds
+    nsc = Nsc.from_settings(settings)
+    creds = (await asyncio.to_thread(nsc.create_user, "sec-admin", permissions=permissions)).creds
     return await connect_as(creds, settings=settings)
 
 

@@ -52,8 +52,11 @@ def test_a_flood_of_large_messages_stays_in_its_share_and_is_swept(running_stack
     async def scenario() -> dict[str, object]:
         server = lab_server(settings)
         await server.start()
-        alice = await connect_as(nsc.create_user(ALICE).creds, settings=settings)
-        bob = await connect_as(nsc.create_user(BOB).creds, settings=settings)
+        # Off this loop, so the lab server in it answers the announcements.
+        alice_issued = await asyncio.to_thread(nsc.create_user, ALICE)
+        bob_issued = await asyncio.to_thread(nsc.create_user, BOB)
+        alice = await connect_as(alice_issued.creds, settings=settings)
+        bob = await connect_as(bob_issued.creds, settings=settings)
         try:
             cache = server.resources[Cache]
             assert isinstance(cache, MemoryCache)

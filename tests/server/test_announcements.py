@@ -28,7 +28,7 @@ from labkit.client import connect_as
 from labkit.discovery import auth_url, nats_monitor_urls, nats_urls
 from labkit.error_replies import raise_for_error
 from labkit.exercises.live import connect_learner
-from labkit.nsc.announce import Outcome, announce_user, announce_user_sync
+from labkit.nsc.announce import Outcome, UserAnnouncer, announce_user, announce_user_sync
 from labkit.nsc.wrapper import Nsc
 from labkit.protocol import EchoRequest, EchoResponse
 from labkit.server import Router, Server
@@ -345,3 +345,47 @@ def test_a_server_past_its_user_bound_answers_for_its_users_and_one_without_read
         return unheard.outcome, listed.outcome, unlisted.outcome
 
     assert asyncio.run(scenario()) == (Outcome.NO_SERVER, Outcome.READ, Outcome.REFUSED)
+
+
+def test_created_in_the_loop_of_a_server_it_is_answered_late_and_the_warning_says_why(
+    running_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The trap the hint is for: a Server in this very loop cannot answer while the
+    # loop waits in create_user. The user is still read once the loop runs again.
+    settings = make_settings(running_stack.settings.home, server={"reader_refresh": REFRESH})
+    router = Router("late")
+
+    @router.subscribe("*.echo.late", name="late_echo")
+    async def late_echo(request: EchoRequest) -> EchoResponse:
+        return EchoResponse(message=f"echo {request.message}")
+
+    async def scenario() -> str:
+        server = Server(router, settings=settings, queue=fresh("late"))
+        await server.start()
+        nc = None
+        try:
+            nsc = Nsc.from_settings(settings)
+            nsc.on_user_created = UserAnnouncer(settings, nsc.server_creds, timeout=0.3)
+            user = fresh("late")
+            creds = nsc.create_user(user).creds  # in this loop: unanswered
+
+            async def heard() -> None:  # the announcement, heard now the loop runs
+                while server.readers is not None and user not in server.readers.users:
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(heard(), GENEROUS)
+            nc = await connect_as(creds, settings=settings)
+            reply = await nc.request(
+                f"{user}.echo.late", EchoRequest(message="hi").SerializeToString(), GENEROUS
+            )
+            raise_for_error(reply.headers, reply.data)
+            return EchoResponse.FromString(reply.data).message
+        finally:
+            if nc is not None:
+                await nc.close()
+            await server.stop()
+
+    with caplog.at_level("WARNING", logger="labkit.nsc.announce"):
+        assert asyncio.run(scenario()) == "echo hi"
+    warned = [record.getMessage() for record in caplog.records]
+    assert any("unanswered" in line and "asyncio.to_thread" in line for line in warned), warned

@@ -26,7 +26,9 @@ USER = "replica-alice"
 
 
 async def user_connection(settings: Settings) -> Client:
-    return await connect_as(Nsc.from_settings(settings).create_user(USER).creds, settings=settings)
+    # Off this loop, so the replicas in it answer the announcement (labkit.nsc.announce).
+    issued = await asyncio.to_thread(Nsc.from_settings(settings).create_user, USER)
+    return await connect_as(issued.creds, settings=settings)
 
 
 def test_two_replicas_in_one_queue_group_share_the_requests(running_stack: Stack) -> None:
