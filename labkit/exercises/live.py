@@ -12,6 +12,7 @@ a check needs only NATS running, plus whatever service its lab is about.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -157,7 +158,10 @@ async def connect_learner(
     settings: Settings, name: str, permissions: Permissions | None = None
 ) -> AsyncIterator[Learner]:
     """Issue `name` credentials (the default user permissions unless given) and connect."""
-    creds = Nsc.from_settings(settings).create_user(name, permissions=permissions).creds
+    # Off this event loop: a lab server running in it (the tests serve the labs in-process)
+    # must answer the new learner's announcement (labkit.nsc.announce) meanwhile.
+    nsc = Nsc.from_settings(settings)
+    creds = (await asyncio.to_thread(nsc.create_user, name, permissions=permissions)).creds
     errors: list[str] = []
 
     async def record(error: Exception) -> None:
