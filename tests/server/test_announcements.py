@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -52,19 +51,25 @@ def announced_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
     )
     assert settings.server.readers > 0  # the default
     stack = Stack(settings)
-    # The server processes read the refresh period from the environment they start with.
-    variable = "LABKIT_SERVER_READER_REFRESH"
-    before = os.environ.get(variable)
-    os.environ[variable] = str(REFRESH)
     try:
-        stack.ensure("nats", "nsc", "auth", "server")
+        # The server processes read the refresh period from the environment they start with.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LABKIT_SERVER_READER_REFRESH", str(REFRESH))
+            stack.ensure("nats", "nsc", "auth", "server")
         yield stack
     finally:
-        if before is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = before
         stack.down()
+
+
+def echo_router(name: str) -> Router:
+    """An echo on `*.echo.<name>` (its endpoint `<name>_echo`), for servers in the test's loop."""
+    router = Router(name)
+
+    @router.subscribe(f"*.echo.{name}", name=f"{name}_echo")
+    async def named_echo(request: EchoRequest) -> EchoResponse:
+        return EchoResponse(message=f"echo {request.message}")
+
+    return router
 
 
 def fresh(prefix: str) -> str:
@@ -251,11 +256,7 @@ def test_two_replicas_in_one_loop_serve_an_announced_learner_exactly_once(
     running_stack: Stack,
 ) -> None:
     settings = make_settings(running_stack.settings.home, server={"reader_refresh": REFRESH})
-    router = Router("announced")
-
-    @router.subscribe("*.echo.announced", name="announced_echo")
-    async def announced_echo(request: EchoRequest) -> EchoResponse:
-        return EchoResponse(message=f"echo {request.message}")
+    router = echo_router("announced")
 
     rounds = 40
 
@@ -353,11 +354,7 @@ def test_created_in_the_loop_of_a_server_it_is_answered_late_and_the_warning_say
     # The trap the hint is for: a Server in this very loop cannot answer while the
     # loop waits in create_user. The user is still read once the loop runs again.
     settings = make_settings(running_stack.settings.home, server={"reader_refresh": REFRESH})
-    router = Router("late")
-
-    @router.subscribe("*.echo.late", name="late_echo")
-    async def late_echo(request: EchoRequest) -> EchoResponse:
-        return EchoResponse(message=f"echo {request.message}")
+    router = echo_router("late")
 
     async def scenario() -> str:
         server = Server(router, settings=settings, queue=fresh("late"))
