@@ -35,12 +35,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import nats
-from nats.aio.client import RawCredentials
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 
 from labkit.errors import LabkitError
+from labkit.nsc.connect_once import connect_once
 from labkit.nsc.creds import user_of
 from labkit.nsc.issued import IssuedUser
 from labkit.settings import Settings
@@ -80,23 +79,16 @@ async def announce_user(
     Takes at most about twice `timeout`: connecting, then the request.
     """
     try:
-        # nats-py retries a refused first connect without end unless told otherwise
-        # (labkit.nsc.push), and tries each server twice even then (`reconnects >
-        # max_reconnect_attempts` ends it), waiting reconnect_time_wait (2 s) between:
-        # a short wait, so a stopped NATS is told at once, and the whole bounded.
-        nc = await asyncio.wait_for(
-            nats.connect(
-                servers,
-                user_credentials=RawCredentials(creds),
-                inbox_prefix=f"{INBOX_PREFIX}.{user_of(creds)}",
-                name="labkit-announce",
-                connect_timeout=timeout,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=RETRY_WAIT,
-                error_cb=_report_nothing,
-            ),
+        # Bounded (labkit.nsc.connect_once), with a short wait between nats-py's two
+        # tries of each server, so a stopped NATS is told at once.
+        nc = await connect_once(
+            servers,
+            creds,
             timeout=timeout,
+            within=timeout,
+            inbox_prefix=f"{INBOX_PREFIX}.{user_of(creds)}",
+            name="labkit-announce",
+            reconnect_time_wait=RETRY_WAIT,
         )
     except Exception as exc:  # refused, timed out, creds it cannot read: never raises
         return Announcement(Outcome.UNREACHABLE, f"{type(exc).__name__}: {exc}")
@@ -121,10 +113,6 @@ def _outcome(data: bytes) -> Announcement:
         return Announcement(Outcome.READ)
     error = answer.get("error") if isinstance(answer, dict) else None
     return Announcement(Outcome.REFUSED, str(error or answer))
-
-
-async def _report_nothing(_error: Exception) -> None:
-    """nats-py logs each failed attempt with a traceback; the outcome says it once."""
 
 
 def announce_user_sync(

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import nats
-from nats.aio.client import RawCredentials
 from nats.errors import Error as NatsError
 
+from labkit.nsc.connect_once import connect_once
 from labkit.nsc.errors import PushFailed
 
 CLAIMS_UPDATE_SUBJECT = "$SYS.REQ.CLAIMS.UPDATE"
@@ -24,20 +23,9 @@ async def push_account_jwt(
 ) -> None:
     """Send `account_jwt` to the server; raises PushFailed unless it answers code 200."""
     try:
-        # nats-py retries a refused first connect without end (max_reconnect_attempts=0
-        # means no limit there): bound the whole attempt, so a push to a stopped server
-        # fails at once and is retried later (labkit.nsc.delivery).
-        nc = await asyncio.wait_for(
-            nats.connect(
-                servers,
-                user_credentials=RawCredentials(system_creds),
-                connect_timeout=timeout,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                error_cb=_report_nothing,
-            ),
-            timeout=timeout * 2,
-        )
+        # Bounded (labkit.nsc.connect_once): a push to a stopped server fails at once and
+        # is retried later (labkit.nsc.delivery).
+        nc = await connect_once(servers, system_creds, timeout=timeout, within=timeout * 2)
     except (TimeoutError, NatsError, OSError) as exc:
         raise PushFailed(f"cannot reach the NATS server at {servers} to push: {exc}") from exc
     try:
@@ -54,10 +42,6 @@ async def push_account_jwt(
     if data.get("code") != 200:
         error = answer.get("error") or data
         raise PushFailed(f"the NATS server refused the account update: {error}")
-
-
-async def _report_nothing(_error: Exception) -> None:
-    """nats-py logs each failed attempt with a traceback; the PushFailed says it once."""
 
 
 def push_account_jwt_sync(
