@@ -1,9 +1,12 @@
 """JetStream calls that wait out a NATS cluster settling.
 
 Right after a cluster starts, or while it elects a new leader after losing a node,
-JetStream answers "temporarily unavailable" (503) or not at all for a moment. The
-server's start-up calls (create a stream, a consumer, a KV bucket) are idempotent,
-so they are simply tried again for a bounded time.
+JetStream answers "temporarily unavailable" (503) or not at all for a moment. Its
+meta leader may also not have heard from every peer yet: it then refuses to place a
+replicated stream with "no suitable peers for placement, peer offline" (400, error
+10005; seen once in CI, on `labkit up --cluster 3` under load). The server's
+start-up calls (create a stream, a consumer, a KV bucket) are idempotent, so they
+are simply tried again for a bounded time.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TypeVar
 
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import APIError, ServiceUnavailableError
 
 log = logging.getLogger("labkit.server")
 
@@ -29,6 +32,22 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
 )
 
+# JetStream's error code for "no suitable peers for placement"; of its reasons only
+# "peer offline" passes on its own (other reasons, such as too few nodes or no storage,
+# stay until someone changes the config).
+NO_SUITABLE_PEERS = 10005
+
+
+def is_settling(exc: Exception) -> bool:
+    """True for the answers of a cluster that is still settling, worth trying again."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return (
+        isinstance(exc, APIError)
+        and exc.err_code == NO_SUITABLE_PEERS
+        and "offline" in (exc.description or "")
+    )
+
 
 async def when_available(
     call: Callable[[], Awaitable[T]], what: str, *, timeout: float = 15.0
@@ -40,8 +59,8 @@ async def when_available(
     while True:
         try:
             return await call()
-        except UNAVAILABLE as exc:
-            if loop.time() + delay > deadline:
+        except Exception as exc:
+            if not is_settling(exc) or loop.time() + delay > deadline:
                 raise
             log.info("%s: JetStream not available yet (%s); trying again", what, exc)
             await asyncio.sleep(delay)
