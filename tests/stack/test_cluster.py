@@ -385,6 +385,39 @@ def test_no_request_is_lost_when_an_app_server_replica_is_killed(
         stack.down("server")
 
 
+def test_a_new_learner_is_answered_at_once_on_every_node(
+    cluster: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The announcement's answer means the server's own node has the learner's
+    # subscriptions; the other nodes hear of them over the routes. A learner's
+    # connect, after the creds, takes longer than that (60 of 60 across the nodes
+    # in a probe, 0 "no responders"). No periodic listing helps: it is an hour away.
+    settings = cluster.settings.model_copy(deep=True)
+    settings.server.reader_refresh = 3600
+    monkeypatch.setenv("LABKIT_SERVER_READER_REFRESH", "3600")  # the server process's
+    stack = Stack(settings)
+    nsc = Nsc.from_settings(settings)
+    urls = [cluster.url(name) for name in NODES]
+    try:
+        assert stack.ensure("server")["server"].running
+
+        async def scenario() -> list[str]:
+            answers = []
+            for n in range(9):
+                name = f"cluster-new{n}"
+                creds = (await asyncio.to_thread(nsc.create_user, name)).creds
+                nc = await connect_as(creds, servers=[urls[n % 3]], allow_reconnect=False)
+                try:
+                    answers.append(await send_echo(nc, name, str(n), timeout=2.0))
+                finally:
+                    await nc.close()
+            return answers
+
+        assert asyncio.run(scenario()) == [f"echo {n}" for n in range(9)]
+    finally:
+        stack.down("server")
+
+
 def test_the_stack_goes_from_one_node_to_a_cluster_and_back(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Stack(cluster_settings(home, size=None)) as single:
