@@ -7,11 +7,18 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from nats.js.kv import KV_DEL, KeyValue
 
 from labkit.classroom.dashboard.credentials import PROGRESS_BUCKET, dashboard_creds
-from labkit.classroom.dashboard.progress import ProgressRecord, class_progress, encode_report
+from labkit.classroom.dashboard.progress import (
+    ProgressRecord,
+    class_progress,
+    encode_report,
+    read_snapshot,
+)
 from labkit.client import connect_as
 from labkit.nsc.claims import Permissions
 from labkit.nsc.wrapper import Nsc
@@ -76,3 +83,62 @@ def test_the_dashboard_reads_every_latest_record_and_writes_none(stack: Stack) -
         ProgressRecord("01bob", "lab01", False, 4, AT.isoformat()),
     ]
     assert any("permissions violation" in error.lower() for error in errors), errors
+
+
+class StandInWatcher:
+    """Hands out `updates` in turn, as nats-py's KV watcher does; then times out."""
+
+    def __init__(self, *updates: KeyValue.Entry | None) -> None:
+        self.left = list(updates)
+
+    async def updates(self, timeout: float) -> KeyValue.Entry | None:
+        if not self.left:
+            raise TimeoutError(f"nothing within {timeout} s")
+        return self.left.pop(0)
+
+
+def entry(key: str, delta: int, value: bytes | None = None, operation: str | None = None) -> Any:
+    return KeyValue.Entry(
+        bucket=PROGRESS_BUCKET,
+        key=key,
+        value=value,
+        revision=1,
+        delta=delta,
+        created=None,
+        operation=operation,
+    )
+
+
+def test_the_snapshot_ends_after_the_last_pending_entry_not_at_an_early_marker() -> None:
+    # nats-py's "nothing pending" marker may come before the messages in flight (CI).
+    watcher = StandInWatcher(
+        None,
+        entry("01alice.lab01", 2, encode_report("lab01", True, 2, AT)),
+        entry("01bob.lab01", 1, None, KV_DEL),
+        entry("01carol.lab01", 0, encode_report("lab01", False, 1, AT)),
+        entry("01dave.lab01", 0, encode_report("lab01", True, 1, AT)),  # a later write
+    )
+    records = asyncio.run(read_snapshot(watcher, timeout=1.0))
+    assert [record.user for record in records] == ["01alice", "01carol"]
+    assert len(watcher.left) == 1  # it stopped at the snapshot's end
+
+
+def test_a_snapshot_whose_entries_never_come_times_out() -> None:
+    with pytest.raises(TimeoutError):
+        asyncio.run(read_snapshot(StandInWatcher(None), timeout=0.1))
+
+
+def test_an_empty_bucket_is_an_empty_class(stack: Stack) -> None:
+    writer = Nsc.from_settings(stack.settings).issue_stack_user(
+        "labkit_test_writer", Permissions(publish=(">",), subscribe=(">",))
+    )
+
+    async def scenario() -> list[ProgressRecord]:
+        nc = await connect_as(writer.creds, settings=stack.settings)
+        try:
+            await nc.jetstream().create_key_value(bucket="labkit_test_empty")
+            return await class_progress(nc, bucket="labkit_test_empty")
+        finally:
+            await nc.close()
+
+    assert asyncio.run(scenario()) == []

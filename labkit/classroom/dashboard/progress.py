@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -85,24 +86,40 @@ async def class_progress(nc: Client, bucket: str = PROGRESS_BUCKET) -> list[Prog
     js = nc.jetstream()
     try:
         kv = await js.key_value(bucket)
+        stored = (await js.stream_info(f"KV_{bucket}")).state.messages
     except (BucketNotFoundError, NotFoundError):
         return []
     except Exception as exc:  # nats-py raises its own errors and asyncio's
         raise ProgressUnavailable(f"the progress bucket {bucket!r} cannot be read: {exc}") from exc
-    records: list[ProgressRecord] = []
+    if not stored:
+        return []  # an empty bucket: no consumer to make
     watcher = await kv.watchall(inactive_threshold=CONSUMER_INACTIVE_SECONDS)
     try:
-        while True:
-            entry = await watcher.updates(timeout=SNAPSHOT_TIMEOUT)  # type: ignore[no-untyped-call]
-            if entry is None:  # every key's latest value has arrived
-                break
-            if entry.operation in (KV_DEL, KV_PURGE) or entry.value is None:
-                continue
-            record = decode_record(entry.key, entry.value)
-            if record is not None:
-                records.append(record)
+        return await read_snapshot(watcher, SNAPSHOT_TIMEOUT)
     except Exception as exc:
         raise ProgressUnavailable(f"reading the progress bucket {bucket!r}: {exc}") from exc
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
-    return records
+
+
+async def read_snapshot(watcher: Any, timeout: float) -> list[ProgressRecord]:
+    """The records among every key's latest value, from a watcher of a bucket that holds
+    messages: up to the entry after which nothing is pending (its delta is 0).
+
+    nats-py's None marker ("nothing pending") is not trusted here: nats-py decides it
+    from the consumer's info before its callback has handled the first messages, so
+    under load it can come before them (CI once read nothing from a bucket of four
+    keys). Should the bucket be emptied between its count and the watch, no entry
+    comes and the snapshot ends in a timeout, an error the next refresh mends.
+    """
+    records: list[ProgressRecord] = []
+    while True:
+        entry = await watcher.updates(timeout=timeout)
+        if entry is None:
+            continue
+        if entry.operation not in (KV_DEL, KV_PURGE) and entry.value is not None:
+            record = decode_record(entry.key, entry.value)
+            if record is not None:
+                records.append(record)
+        if entry.delta == 0:
+            return records
