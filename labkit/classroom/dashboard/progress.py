@@ -109,8 +109,9 @@ async def read_snapshot(watcher: Any, timeout: float) -> list[ProgressRecord]:
     nats-py's None marker ("nothing pending") is not trusted here: nats-py decides it
     from the consumer's info before its callback has handled the first messages, so
     under load it can come before them (CI once read nothing from a bucket of four
-    keys). Should the bucket be emptied between its count and the watch, no entry
-    comes and the snapshot ends in a timeout, an error the next refresh mends.
+    keys; upstream, nats-io/nats.py#842). Should the bucket be emptied between its
+    count and the watch, no entry comes and the snapshot ends in a timeout, an error
+    the next refresh mends.
     """
     records: list[ProgressRecord] = []
     while True:
