@@ -64,8 +64,7 @@ def _texts(label: str, count: int) -> list[str]:
 async def _stream_user(settings: Settings) -> AsyncIterator[tuple[str, Client, StreamEchoReplies]]:
     """The check's user: its creds, a connection, and its reply consumer, open."""
     # Off this event loop, so a lab server running in it can answer the announcement.
-    issued = await asyncio.to_thread(Nsc.from_settings(settings).create_user, STREAM_USER)
-    creds = issued.creds
+    creds = (await Nsc.from_settings(settings).create_user_in_thread(STREAM_USER)).creds
     nc = await connect_as(
         creds, settings=settings, allow_reconnect=False, name=f"exercise {STREAM_USER}"
     )

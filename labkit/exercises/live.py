@@ -12,7 +12,6 @@ a check needs only NATS running, plus whatever service its lab is about.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -159,9 +158,9 @@ async def connect_learner(
 ) -> AsyncIterator[Learner]:
     """Issue `name` credentials (the default user permissions unless given) and connect."""
     # Off this event loop: a lab server running in it (the tests serve the labs in-process)
-    # must answer the new learner's announcement (labkit.nsc.announce) meanwhile.
+    # must answer the new learner's announcement meanwhile.
     nsc = Nsc.from_settings(settings)
-    creds = (await asyncio.to_thread(nsc.create_user, name, permissions=permissions)).creds
+    creds = (await nsc.create_user_in_thread(name, permissions=permissions)).creds
     errors: list[str] = []
 
     async def record(error: Exception) -> None:

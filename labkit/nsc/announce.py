@@ -21,7 +21,7 @@ USER_NEW besides subscribing it. The NATS I/O runs on a short-lived thread with 
 event loop of its own, so it works from plain code, from Flask, and from code that
 runs inside an event loop (a notebook cell, an async test). A server in the *same*
 event loop cannot answer while that loop waits here: create the user with
-`await asyncio.to_thread(nsc.create_user, name)` there.
+`await nsc.create_user_in_thread(name)` (asyncio.to_thread) there.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class UserAnnouncer:
 _IN_LOOP_HINT = (
     ". It was made inside a running event loop: a Server running in that loop cannot "
     "answer while the loop waits here. Create the user with "
-    "`await asyncio.to_thread(nsc.create_user, name)` there"
+    "`await nsc.create_user_in_thread(name)` (asyncio.to_thread) there"
 )
 
 

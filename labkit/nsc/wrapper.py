@@ -7,6 +7,7 @@ account JWT to a running server is left to `labkit.nsc.push` and `labkit.nsc.del
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -132,6 +133,24 @@ class Nsc:
         if self.on_user_created is not None:  # outside the store's lock
             self.on_user_created(issued)
         return issued
+
+    async def create_user_in_thread(
+        self,
+        name: str,
+        account: str | None = None,
+        *,
+        permissions: Permissions | None = None,
+        expires_in: timedelta | None = None,
+    ) -> IssuedUser:
+        """`create_user` from a coroutine, run off the event loop.
+
+        `create_user` waits for the running servers to answer the new user's
+        announcement (labkit.nsc.announce); a Server in the caller's own loop can only
+        answer if that loop is free meanwhile.
+        """
+        return await asyncio.to_thread(
+            self.create_user, name, account, permissions=permissions, expires_in=expires_in
+        )
 
     def issue_stack_user(self, name: str, permissions: Permissions) -> IssuedUser:
         """(Re-)issue one of the stack's own users: only a reserved name is accepted here."""

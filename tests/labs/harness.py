@@ -174,7 +174,7 @@ class NatsLab(LabHarness):
         if user not in self._connections:
             # Off this loop's thread: the server in this loop must hear the new user's
             # announcement (labkit.nsc.announce) while create_user waits for its answer.
-            issued = await asyncio.to_thread(self._nsc.create_user, user)
+            issued = await self._nsc.create_user_in_thread(user)
             self._connections[user] = await connect_as(issued.creds, settings=self.settings)
         return self._connections[user]
 

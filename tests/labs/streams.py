@@ -44,8 +44,8 @@ async def running_lab_server(settings: Settings) -> AsyncIterator[Server]:
 
 
 async def user_connection(settings: Settings, user: str, **options: Any) -> Client:
-    # Off this loop: a lab server in it must answer the announcement (labkit.nsc.announce).
-    creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, user)).creds
+    # Off this loop: a lab server in it must answer the announcement.
+    creds = (await Nsc.from_settings(settings).create_user_in_thread(user)).creds
     return await connect_as(creds, settings=settings, **options)
 
 

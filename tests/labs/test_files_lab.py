@@ -83,7 +83,7 @@ async def files_lab(settings: Settings, *users: str) -> AsyncIterator[FilesLab]:
         clients = {}
         for user in users or (ALICE, BOB):
             # Off this loop, so the lab server in it answers the announcement.
-            issued = await asyncio.to_thread(nsc.create_user, user)
+            issued = await nsc.create_user_in_thread(user)
             nc = await connect_as(issued.creds, settings=settings)
             connections.append(nc)
             clients[user] = FileClient(nc, user)

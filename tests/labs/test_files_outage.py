@@ -43,7 +43,7 @@ def test_a_transform_while_the_object_store_is_down_is_objects_unavailable(stack
         server = lab_server(settings)
         await server.start()
         # Off this loop, so the lab server in it answers the announcement.
-        creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, USER)).creds
+        creds = (await Nsc.from_settings(settings).create_user_in_thread(USER)).creds
         nc = await connect_as(creds, settings=settings)
         files = FileClient(nc, USER)
         try:

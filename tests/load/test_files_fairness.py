@@ -96,7 +96,7 @@ async def _lab(settings: Settings) -> AsyncIterator[tuple[Server, dict[str, File
         clients = {}
         for user in (ALICE, BOB):
             # Off this loop, so the lab server in it answers the announcement.
-            issued = await asyncio.to_thread(nsc.create_user, user)
+            issued = await nsc.create_user_in_thread(user)
             nc = await connect_as(issued.creds, settings=settings)
             connections.append(nc)
             clients[user] = FileClient(nc, user)

@@ -41,8 +41,8 @@ async def serving(settings: Settings, **options: Any) -> AsyncIterator[Server]:
 
 
 async def connect_user(settings: Settings, user: str, **options: Any) -> Client:
-    # Off this loop: a lab server in it must answer the announcement (labkit.nsc.announce).
-    creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, user)).creds
+    # Off this loop: a lab server in it must answer the announcement.
+    creds = (await Nsc.from_settings(settings).create_user_in_thread(user)).creds
     return await connect_as(creds, settings=settings, **options)
 
 
@@ -50,7 +50,7 @@ async def connect_admin(settings: Settings) -> Client:
     """A test-only user that may do anything in the labs' account (to look, not to serve)."""
     permissions = permissions_from_templates("sec-admin", [">"], [">"])
     nsc = Nsc.from_settings(settings)
-    creds = (await asyncio.to_thread(nsc.create_user, "sec-admin", permissions=permissions)).creds
+    creds = (await nsc.create_user_in_thread("sec-admin", permissions=permissions)).creds
     return await connect_as(creds, settings=settings)
 
 

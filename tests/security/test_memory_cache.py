@@ -53,8 +53,8 @@ def test_a_flood_of_large_messages_stays_in_its_share_and_is_swept(running_stack
         server = lab_server(settings)
         await server.start()
         # Off this loop, so the lab server in it answers the announcements.
-        alice_issued = await asyncio.to_thread(nsc.create_user, ALICE)
-        bob_issued = await asyncio.to_thread(nsc.create_user, BOB)
+        alice_issued = await nsc.create_user_in_thread(ALICE)
+        bob_issued = await nsc.create_user_in_thread(BOB)
         alice = await connect_as(alice_issued.creds, settings=settings)
         bob = await connect_as(bob_issued.creds, settings=settings)
         try:

@@ -271,7 +271,7 @@ def test_two_replicas_in_one_loop_serve_an_announced_learner_exactly_once(
             assert all(user not in replica.readers.users for replica in replicas if replica.readers)
             # Created off this loop's thread, so the replicas in this loop can answer
             # the announcement (labkit.nsc.announce).
-            creds = (await asyncio.to_thread(Nsc.from_settings(settings).create_user, user)).creds
+            creds = (await Nsc.from_settings(settings).create_user_in_thread(user)).creds
             nc = await connect_as(creds, settings=settings)
 
             async def ask(n: int) -> str:

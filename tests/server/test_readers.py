@@ -174,7 +174,7 @@ def test_made_up_names_get_no_subscription_and_past_the_bound_the_server_uses_ca
 
             # One more user than the bound: no reader subscription at all, the
             # route's catch-all reads everyone, and every request is still answered.
-            await asyncio.to_thread(nsc.create_user, dave)  # the server here hears it
+            await nsc.create_user_in_thread(dave)  # the server here hears it
             await server.refresh_readers()
             assert readers.users == set() and readers.subscriptions == 0
             answers = await asyncio.gather(*(ask(nc, mallory, str(n)) for n in range(50)))

@@ -26,8 +26,8 @@ USER = "replica-alice"
 
 
 async def user_connection(settings: Settings) -> Client:
-    # Off this loop, so the replicas in it answer the announcement (labkit.nsc.announce).
-    issued = await asyncio.to_thread(Nsc.from_settings(settings).create_user, USER)
+    # Off this loop, so the replicas in it answer the announcement.
+    issued = await Nsc.from_settings(settings).create_user_in_thread(USER)
     return await connect_as(issued.creds, settings=settings)
 
 

@@ -405,7 +405,7 @@ def test_a_new_learner_is_answered_at_once_on_every_node(
             answers = []
             for n in range(9):
                 name = f"cluster-new{n}"
-                creds = (await asyncio.to_thread(nsc.create_user, name)).creds
+                creds = (await nsc.create_user_in_thread(name)).creds
                 nc = await connect_as(creds, servers=[urls[n % 3]], allow_reconnect=False)
                 try:
                     answers.append(await send_echo(nc, name, str(n), timeout=2.0))

@@ -22,7 +22,7 @@ BOB = "tap-bob"
 async def creds_of(nsc: Nsc, user: str) -> str:
     """`user`'s creds, created off this loop's thread: the server running in this loop
     must hear the new user's announcement while create_user waits for its answer."""
-    return (await asyncio.to_thread(nsc.create_user, user)).creds
+    return (await nsc.create_user_in_thread(user)).creds
 
 
 def test_the_observer_sees_every_users_requests_and_replies(running_stack: Stack) -> None:
