@@ -19,18 +19,8 @@ def serve_in_thread(app: Any, threads: int = 8) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        # Close the sockets inside the server's own loop: closed from this thread, they
-        # could vanish under its select() ("Bad file descriptor" in the server thread).
-        # With its map empty, the loop returns.
-        server.trigger.pull_trigger(lambda: close_every_channel(server))
-        thread.join(timeout=5)
+        server.close()
+        for channel in list(server._map.values()):
+            channel.close()
         server.task_dispatcher.shutdown()
-        if thread.is_alive():  # the loop is stuck: close from here after all
-            close_every_channel(server)
-            thread.join(timeout=5)
-
-
-def close_every_channel(server: Any) -> None:
-    """Close the listener, every connection and the trigger: all that waitress's loop polls."""
-    for channel in list(server._map.values()):
-        channel.close()
+        thread.join(timeout=5)
